@@ -1,0 +1,77 @@
+from django.contrib import admin
+
+from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
+
+
+class LabelInline(admin.TabularInline):
+    model = LabelClass
+    extra = 0
+    fields = ["name", "color", "hotkey", "order"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "region", "image_bucket", "review_order", "created_at"]
+    search_fields = ["slug", "name", "image_bucket"]
+    list_filter = ["region", "review_order"]
+    inlines = [LabelInline, MembershipInline]
+
+
+@admin.register(LabelClass)
+class LabelClassAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "hotkey", "color", "order"]
+    list_filter = ["project"]
+    search_fields = ["name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__slug"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Iteration)
+class IterationAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "status", "model_version", "created_at"]
+    list_filter = ["project", "status"]
+    search_fields = ["name", "project__slug"]
+    raw_id_fields = ["model_version"]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "iteration", "status", "no_objects", "width", "height", "uncertainty",
+        "reviewed_by", "leased_by", "lease_expires_at",
+    ]
+    list_filter = ["status", "no_objects", "iteration__project", "format"]
+    search_fields = ["name", "source"]
+    list_select_related = ["iteration__project", "reviewed_by", "leased_by"]
+    raw_id_fields = ["iteration", "reviewed_by", "leased_by"]
+    show_full_result_count = False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "kind", "status", "f1", "training_images", "created_at"]
+    list_filter = ["kind", "status", "project"]
+    search_fields = ["name", "arn"]
+    raw_id_fields = ["trained_from"]
+
+
+@admin.register(Proposal)
+class ProposalAdmin(admin.ModelAdmin):
+    list_display = ["image", "label", "confidence", "left", "top", "width", "height", "model_version"]
+    list_filter = ["model_version", "label__project"]
+    search_fields = ["image__name"]
+    list_select_related = ["image", "label", "model_version"]
+    raw_id_fields = ["image", "label", "model_version"]
+    show_full_result_count = False

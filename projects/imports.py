@@ -1,0 +1,255 @@
+"""Importing images into an iteration: from a local folder, uploaded files, or an S3 prefix.
+
+Only the header of each image is read (width, height, format). Every file that is not taken is
+reported with its reason; one bad file never stops the rest.
+"""
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+from django.db.models import Max
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from projects import s3
+from projects.models import Image
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
+RECOGNITION_FORMATS = {"JPEG", "PNG"}
+MIN_SIDE = 64
+MAX_SIDE = 4096
+MAX_BYTES = 15 * 1024 * 1024
+# Enough for the header of nearly every JPEG (EXIF can push the frame header past 64 KB; then
+# the read is retried with more).
+HEADER_BYTES = (64 * 1024, 1024 * 1024)
+BATCH_SIZE = 500
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicates: int = 0
+    rejected: list = field(default_factory=list)  # [(name, reason)]
+
+    @property
+    def total(self):
+        return self.imported + self.duplicates + len(self.rejected)
+
+    def summary(self):
+        return (
+            f"{self.imported} imported, {self.duplicates} skipped as duplicates, "
+            f"{len(self.rejected)} rejected"
+        )
+
+
+class ImportSourceError(Exception):
+    """The source itself cannot be read (missing folder, S3 access denied, ...)."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    format: str
+    depth: int
+
+
+def read_header(head):
+    """Image facts from the first bytes of a file; raises ValueError with a reason."""
+    try:
+        with PILImage.open(io.BytesIO(head)) as picture:
+            fmt = picture.format
+            width, height = picture.size
+            depth = len(picture.getbands())
+    except UnidentifiedImageError:
+        raise ValueError("not an image Pillow can read") from None
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"unreadable image ({error})") from None
+    # Rekognition reads greyscale as one channel; the manifest's depth says what the file holds.
+    return ImageHeader(width, height, fmt, 3 if depth >= 3 else depth)
+
+
+def check_limits(header, size):
+    """Reason the image breaks Rekognition's limits, or None."""
+    if header.format not in RECOGNITION_FORMATS:
+        return f"format {header.format} is not accepted by Rekognition (use JPEG or PNG)"
+    if size > MAX_BYTES:
+        return f"file is {size / 1024 / 1024:.1f} MB; Rekognition accepts at most 15 MB"
+    for side, value in (("width", header.width), ("height", header.height)):
+        if value < MIN_SIDE:
+            return f"{side} {value} px is below Rekognition's minimum of {MIN_SIDE} px"
+        if value > MAX_SIDE:
+            return f"{side} {value} px is above Rekognition's maximum of {MAX_SIDE} px"
+    return None
+
+
+def header_from_reader(read):
+    """read(n) returns the first n bytes; widen the window once when the header is further in."""
+    error = None
+    for length in HEADER_BYTES:
+        head = read(length)
+        try:
+            return read_header(head)
+        except ValueError as exc:
+            error = exc
+            if len(head) < length:
+                break
+    raise error
+
+
+class _Batch:
+    """Collects new Image rows and writes them in bulk, skipping sources already imported."""
+
+    def __init__(self, iteration, report):
+        self.iteration = iteration
+        self.report = report
+        self.pending = []
+        last = iteration.images.aggregate(last=Max("position"))["last"]
+        self.position = 0 if last is None else last + 1
+
+    def known(self, sources):
+        return set(
+            self.iteration.images.filter(source__in=sources).values_list("source", flat=True)
+        )
+
+    def add(self, **fields):
+        self.pending.append(Image(iteration=self.iteration, position=self.position, **fields))
+        self.position += 1
+        if len(self.pending) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self):
+        if self.pending:
+            Image.objects.bulk_create(self.pending, ignore_conflicts=True)
+            self.report.imported += len(self.pending)
+            self.pending = []
+
+
+def import_s3_prefix(*, iteration, uri, progress=None):
+    """Register every JPEG/PNG under s3://bucket/prefix/ in place (the image stays in S3)."""
+    location = s3.parse_s3_uri(uri)
+    region = iteration.project.region or None
+    report = ImportReport()
+    batch = _Batch(iteration, report)
+    try:
+        listing = list(s3.iter_objects(location.bucket, location.key, region=region))
+    except s3.S3Error as error:
+        raise ImportSourceError(f"cannot list {uri}: {error}") from error
+    candidates = []
+    for key, size in listing:
+        if key.endswith("/"):
+            continue
+        if Path(key).suffix.lower() not in IMAGE_EXTENSIONS:
+            report.rejected.append((key, "not a .jpg, .jpeg or .png file"))
+            continue
+        candidates.append((key, size))
+    known = batch.known([f"s3://{location.bucket}/{key}" for key, _ in candidates])
+    for done, (key, size) in enumerate(candidates, start=1):
+        source = f"s3://{location.bucket}/{key}"
+        if source in known:
+            report.duplicates += 1
+        else:
+            _import_s3_object(batch, location.bucket, key, size, region, report)
+        if progress:
+            progress(done, len(candidates))
+    batch.flush()
+    return report
+
+
+def _import_s3_object(batch, bucket, key, size, region, report):
+    try:
+        header = header_from_reader(lambda n: s3.read_range(bucket, key, n, region=region))
+    except (ValueError, s3.S3Error) as error:
+        report.rejected.append((key, str(error)))
+        return
+    reason = check_limits(header, size)
+    if reason:
+        report.rejected.append((key, reason))
+        return
+    batch.add(
+        source=f"s3://{bucket}/{key}", name=os.path.basename(key)[:255], width=header.width,
+        height=header.height, depth=header.depth, file_size=size, format=header.format,
+    )
+
+
+def import_folder(*, iteration, folder, progress=None):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImportSourceError(f"{folder} is not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    files = [(str(p.relative_to(folder)), p) for p in paths]
+    return import_files(iteration=iteration, files=files, progress=progress)
+
+
+def import_files(*, iteration, files, progress=None):
+    """files: (name, path-or-file-object) pairs; each image is copied into Loupe's storage.
+
+    The storage name is derived from the iteration and the file's name, so importing the same
+    file again is recognised as a duplicate.
+    """
+    report = ImportReport()
+    batch = _Batch(iteration, report)
+    prefix = f"images/{iteration.project.slug}/{iteration.name}/"
+    names = {name: prefix + name.replace("\\", "/") for name, _ in files}
+    known = batch.known(list(names.values()))
+    for done, (name, item) in enumerate(files, start=1):
+        source = names[name]
+        if source in known:
+            report.duplicates += 1
+        elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            report.rejected.append((name, "not a .jpg, .jpeg or .png file"))
+        else:
+            _import_local_file(batch, name, source, item, report)
+        known.add(source)
+        if progress:
+            progress(done, len(files))
+    batch.flush()
+    return report
+
+
+def _import_local_file(batch, name, source, item, report):
+    handle = open(item, "rb") if isinstance(item, (str, Path)) else item
+    try:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(0)
+        try:
+            header = header_from_reader(lambda n: _read_start(handle, n))
+        except ValueError as error:
+            report.rejected.append((name, str(error)))
+            return
+        reason = check_limits(header, size)
+        if reason:
+            report.rejected.append((name, reason))
+            return
+        handle.seek(0)
+        stored = _store(source, handle)
+        batch.add(
+            source=stored, name=os.path.basename(name)[:255], width=header.width,
+            height=header.height, depth=header.depth, file_size=size, format=header.format,
+        )
+    finally:
+        if isinstance(item, (str, Path)):
+            handle.close()
+
+
+def _read_start(handle, length):
+    handle.seek(0)
+    return handle.read(length)
+
+
+def _store(name, handle):
+    # An earlier, interrupted import may have left the file without its row: reuse it.
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    return default_storage.save(name, File(handle))
+
+
+def import_source(*, iteration, source, progress=None):
+    if source.startswith("s3://"):
+        return import_s3_prefix(iteration=iteration, uri=source, progress=progress)
+    return import_folder(iteration=iteration, folder=source, progress=progress)

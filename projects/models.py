@@ -1,0 +1,282 @@
+"""Projects, their labels and members, iterations, images, model versions and proposals.
+
+Coordinates everywhere are pixels of the original image, origin top-left, stored as floats; the
+manifest exporter rounds and clamps them.
+"""
+
+import random
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]*$", "Use lowercase letters, digits and hyphens (e.g. 'logos')."
+)
+# Iteration names end up in file names and manifest job names: keep them path-safe.
+iteration_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' and '-' (e.g. 'v2')."
+)
+
+LABEL_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+                "#bfef45", "#fabed4", "#469990"]
+
+
+def random_key():
+    return random.randint(0, 2**31 - 1)
+
+
+class ProjectQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        if user.is_staff:
+            return self.all()
+        return self.filter(memberships__user=user)
+
+
+class Project(models.Model):
+    class ReviewOrder(models.TextChoices):
+        HARDEST = "hardest", "Hardest first"
+        RANDOM = "random", "Random"
+        FILE = "file", "File order"
+
+    slug = models.SlugField(max_length=60, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    region = models.CharField(max_length=32, default="us-east-1")
+    image_bucket = models.CharField(
+        max_length=63, blank=True, help_text="S3 bucket the project's images live in."
+    )
+    output_location = models.CharField(
+        max_length=1024, blank=True,
+        help_text="s3://bucket/prefix/ where manifests are published.",
+    )
+    published_images_uri = models.CharField(
+        max_length=1024, blank=True,
+        help_text="s3://bucket/prefix/ that locally stored images were copied to; "
+        "manifests refer to local images through it.",
+    )
+    rekognition_project_arn = models.CharField(max_length=2048, blank=True)
+    review_order = models.CharField(
+        max_length=16, choices=ReviewOrder.choices, default=ReviewOrder.HARDEST
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.slug
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    # Rekognition accepts label names up to 255 characters.
+    name = models.CharField(max_length=255)
+    color = models.CharField(max_length=7, default="#e6194b")
+    hotkey = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(9)]
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="label_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], name="label_unique_hotkey",
+                condition=Q(hotkey__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=Q(hotkey__isnull=True) | Q(hotkey__gte=1, hotkey__lte=9),
+                name="label_hotkey_1_to_9",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        REVIEWER = "reviewer", "Reviewer"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.REVIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class Iteration(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="iterations")
+    name = models.CharField(max_length=64, validators=[iteration_name_validator])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # The model whose proposals reviewers see in this iteration.
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="iteration_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.project.slug}/{self.name}"
+
+
+class ImageQuerySet(models.QuerySet):
+    def awaiting_review(self):
+        return self.filter(status=Image.Status.PENDING)
+
+    def reviewed(self):
+        return self.filter(status=Image.Status.REVIEWED)
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting review"
+        REVIEWED = "reviewed", "Reviewed"
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="images")
+    # Either "s3://bucket/key" (the image stays in S3) or a name in Loupe's default storage.
+    source = models.CharField(max_length=1024)
+    name = models.CharField(max_length=255, help_text="File name shown to people.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    depth = models.PositiveSmallIntegerField(default=3)
+    file_size = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=8, default="JPEG")
+    # File order within the iteration, and a fixed random key, so every queue order has an index.
+    position = models.PositiveIntegerField(default=0)
+    random_key = models.PositiveIntegerField(default=random_key)
+    # Higher means the model was less sure: reviewed first in "hardest first" order.
+    uncertainty = models.FloatField(default=0.0)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    no_objects = models.BooleanField(default=False, help_text="Verified to contain no objects.")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Optimistic locking: every saved review bumps it; a submit carrying an older one is stale.
+    version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["iteration", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["iteration", "source"], name="image_unique_source"),
+            models.CheckConstraint(condition=Q(width__gt=0, height__gt=0), name="image_size_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["iteration", "status", "-uncertainty", "id"], name="image_queue_hardest"),
+            models.Index(fields=["iteration", "status", "position", "id"], name="image_queue_file"),
+            models.Index(fields=["iteration", "status", "random_key", "id"], name="image_queue_random"),
+            models.Index(fields=["leased_by", "lease_expires_at"], name="image_lease"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def in_s3(self):
+        return self.source.startswith("s3://")
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        REKOGNITION = "rekognition", "Rekognition Custom Labels"
+        LOCAL = "local", "Loupe offline detector"
+        IMPORTED = "imported", "Imported predictions"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    arn = models.CharField(max_length=2048, blank=True)
+    # Rekognition's status names (TRAINING_COMPLETED, RUNNING, ...) or READY/FAILED for local models.
+    status = models.CharField(max_length=40, blank=True)
+    status_message = models.TextField(blank=True)
+    # Local detector: the stored exemplar file in Loupe's storage.
+    artifact = models.CharField(max_length=1024, blank=True)
+    f1 = models.FloatField(null=True, blank=True)
+    # {"label name": assumed threshold 0..100}
+    thresholds = models.JSONField(default=dict, blank=True)
+    trained_from = models.ForeignKey(
+        Iteration, null=True, blank=True, on_delete=models.SET_NULL, related_name="trained_models"
+    )
+    training_images = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_version_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.project.slug}:{self.name}"
+
+
+class Proposal(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="proposals")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="proposals"
+    )
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="proposals")
+    # All four are null for an image-level label (no geometry).
+    left = models.FloatField(null=True, blank=True)
+    top = models.FloatField(null=True, blank=True)
+    width = models.FloatField(null=True, blank=True)
+    height = models.FloatField(null=True, blank=True)
+    confidence = models.FloatField(validators=[MinValueValidator(0), MaxValueValidator(100)])
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["image", "-confidence", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0, confidence__lte=100), name="proposal_confidence_range"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(left__isnull=True, top__isnull=True, width__isnull=True, height__isnull=True)
+                    | Q(left__gte=0, top__gte=0, width__gt=0, height__gt=0)
+                ),
+                name="proposal_box_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["image", "model_version"], name="proposal_image_model")]
+
+    def __str__(self):
+        return f"{self.label} {self.confidence:.1f} on {self.image_id}"
+
+    @property
+    def is_image_level(self):
+        return self.left is None

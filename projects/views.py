@@ -1,0 +1,142 @@
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from projects import imports, s3, tasks
+from projects.access import (
+    get_image_for_user,
+    get_iteration_for_user,
+    get_project_for_user,
+    role_in,
+)
+from projects.forms import ProjectSettingsForm, S3ImportForm, UploadImagesForm
+from projects.models import Image, Iteration, Membership, Project
+from projects.provisioning import ProjectSetupError, create_iteration
+
+
+@require_GET
+def project_list(request):
+    projects = (
+        Project.objects.visible_to(request.user)
+        .distinct()
+        .annotate(iteration_count=Count("iterations", distinct=True))
+        .order_by("name")
+    )
+    return render(request, "projects/project_list.html", {"projects": projects})
+
+
+@require_GET
+def project_detail(request, slug):
+    project = get_project_for_user(request.user, slug)
+    iterations = project.iterations.annotate(
+        image_count=Count("images"),
+        reviewed_count=Count("images", filter=Q(images__status=Image.Status.REVIEWED)),
+    ).order_by("created_at", "id")
+    context = {
+        "project": project,
+        "iterations": iterations,
+        "labels": project.labels.all(),
+        "model_versions": project.model_versions.order_by("-created_at"),
+        "is_owner": role_in(request.user, project) == Membership.Role.OWNER,
+    }
+    return render(request, "projects/project_detail.html", context)
+
+
+def project_settings(request, slug):
+    project = get_project_for_user(request.user, slug, owner=True)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Project settings saved.")
+        return redirect("projects:detail", slug=project.slug)
+    return render(request, "projects/project_settings.html", {"project": project, "form": form})
+
+
+@require_POST
+def iteration_create(request, slug):
+    project = get_project_for_user(request.user, slug, owner=True)
+    try:
+        iteration = create_iteration(project=project, name=request.POST.get("name", ""))
+    except ProjectSetupError as error:
+        messages.error(request, str(error))
+        return redirect("projects:detail", slug=project.slug)
+    return redirect("projects:iteration", slug=project.slug, name=iteration.name)
+
+
+@require_GET
+def iteration_detail(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name)
+    counts = iteration.images.aggregate(
+        total=Count("id"),
+        reviewed=Count("id", filter=Q(status=Image.Status.REVIEWED)),
+        empty=Count("id", filter=Q(no_objects=True)),
+    )
+    context = {
+        "project": iteration.project,
+        "iteration": iteration,
+        "counts": counts,
+        "is_owner": role_in(request.user, iteration.project) == Membership.Role.OWNER,
+        "upload_form": UploadImagesForm(),
+        "s3_form": S3ImportForm(),
+    }
+    return render(request, "projects/iteration_detail.html", context)
+
+
+@require_POST
+def iteration_upload(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    form = UploadImagesForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose one or more JPEG or PNG files to upload.")
+        return redirect("projects:iteration", slug=slug, name=name)
+    files = [(upload.name, upload) for upload in form.cleaned_data["files"]]
+    report = imports.import_files(iteration=iteration, files=files)
+    _report_messages(request, report)
+    return redirect("projects:iteration", slug=slug, name=name)
+
+
+@require_POST
+def iteration_import_s3(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    form = S3ImportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["source"][0])
+    else:
+        tasks.import_images.enqueue(iteration_id=iteration.pk, source=form.cleaned_data["source"])
+        messages.info(
+            request,
+            f"Importing {form.cleaned_data['source']} in the background; refresh to see the images.",
+        )
+    return redirect("projects:iteration", slug=slug, name=name)
+
+
+def _report_messages(request, report):
+    level = messages.WARNING if report.rejected else messages.SUCCESS
+    messages.add_message(request, level, report.summary() + ".")
+    for filename, reason in report.rejected[:20]:
+        messages.warning(request, f"{filename}: {reason}")
+    if len(report.rejected) > 20:
+        messages.warning(request, f"... and {len(report.rejected) - 20} more rejected files.")
+
+
+@require_GET
+def image_file(request, image_id):
+    """The image's bytes for members of its project: a presigned redirect for S3 images."""
+    image = get_image_for_user(request.user, image_id)
+    if image.in_s3:
+        location = s3.parse_s3_uri(image.source)
+        try:
+            url = s3.presigned_url(
+                location.bucket, location.key, region=image.iteration.project.region or None
+            )
+        except s3.S3Error as error:
+            raise Http404(str(error)) from error
+        return HttpResponseRedirect(url)
+    if not default_storage.exists(image.source):
+        raise Http404("The image file is missing from storage.")
+    response = FileResponse(default_storage.open(image.source, "rb"))
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,0 +1,46 @@
+import pytest
+
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test writes files into its own folder, never into ./var."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def s3(aws_env):
+    """A moto-backed S3 (opt-in): yields a client; the app's cached clients are reset around it."""
+    from moto import mock_aws
+
+    from projects import s3 as s3_module
+
+    s3_module.client.cache_clear()
+    with mock_aws():
+        import boto3
+
+        yield boto3.client("s3", region_name="us-east-1")
+    s3_module.client.cache_clear()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Fake credentials so boto3 never looks for real ones."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("owner")
+
+
+@pytest.fixture
+def reviewer(db):
+    return make_user("reviewer")
