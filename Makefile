@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
+	mkdir -p var
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py setup_demo
 	$(MAKE) --no-print-directory serve
@@ -31,7 +32,7 @@ serve: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
-	SECRET_KEY=lint $(PY) manage.py makemigrations --check --dry-run
+	SECRET_KEY=lint DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
 
 test: lint
 	@if ! command -v chromium >/dev/null 2>&1; then \

@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
+from projects.models import (
+    Image,
+    Iteration,
+    LabelClass,
+    Membership,
+    ModelVersion,
+    Project,
+    Proposal,
+)
 
 
 class LabelInline(admin.TabularInline):

@@ -280,3 +280,124 @@ class Proposal(models.Model):
     @property
     def is_image_level(self):
         return self.left is None
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped early"
+
+
+class ProposalRun(models.Model):
+    """One run of a model over an iteration's images; resumable, so counts are cumulative."""
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="proposal_runs")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="proposal_runs"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    proposals = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.model_version.name} on {self.iteration} ({self.status})"
+
+
+class ProposalOutcome(models.Model):
+    """Whether a model version has already proposed on an image: what makes runs resumable."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="proposal_outcomes")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(
+        ProposalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="outcomes"
+    )
+    ok = models.BooleanField(default=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    proposals = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "model_version"], name="proposal_outcome_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "ok"], name="proposal_outcome_run")]
+
+    def __str__(self):
+        return f"{self.model_version_id} on {self.image_id}: {'ok' if self.ok else self.error_code}"
+
+
+class Export(models.Model):
+    """A manifest export: a download or a publish to S3, with its validation report."""
+
+    class Kind(models.TextChoices):
+        DOWNLOAD = "download", "Download"
+        S3 = "s3", "Published to S3"
+        FILE = "file", "Written to a file"
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    options = models.JSONField(default=dict, blank=True)
+    lines = models.PositiveIntegerField(default=0)
+    uri = models.CharField(max_length=2048, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.kind} export of {self.iteration_id} ({self.status})"
+
+
+class TrainingRun(models.Model):
+    """Training a new ModelVersion from an iteration's reviewed boxes (local or Rekognition)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    iteration = models.ForeignKey(
+        Iteration, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    kind = models.CharField(max_length=16, choices=ModelVersion.Kind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    message = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.kind} training for {self.project_id} ({self.status})"

@@ -13,7 +13,7 @@ from projects.access import (
     role_in,
 )
 from projects.forms import ProjectSettingsForm, S3ImportForm, UploadImagesForm
-from projects.models import Image, Iteration, Membership, Project
+from projects.models import Image, Membership, Project
 from projects.provisioning import ProjectSetupError, create_iteration
 
 

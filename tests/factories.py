@@ -6,7 +6,15 @@ import itertools
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
+from projects.models import (
+    Image,
+    Iteration,
+    LabelClass,
+    Membership,
+    ModelVersion,
+    Project,
+    Proposal,
+)
 from reviewer.models import Box
 
 _counter = itertools.count(1)
