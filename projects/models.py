@@ -267,7 +267,9 @@ class Proposal(models.Model):
             models.CheckConstraint(
                 condition=(
                     Q(left__isnull=True, top__isnull=True, width__isnull=True, height__isnull=True)
-                    | Q(left__gte=0, top__gte=0, width__gt=0, height__gt=0)
+                    # NULL passes a CHECK, so a half-null box must be refused explicitly.
+                    | Q(left__isnull=False, top__isnull=False, width__isnull=False, height__isnull=False,
+                        left__gte=0, top__gte=0, width__gt=0, height__gt=0)
                 ),
                 name="proposal_box_valid",
             ),
