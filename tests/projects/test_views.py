@@ -55,3 +55,102 @@ def test_reviewer_cannot_change_settings_of_own_project(client, reviewer):
     make_project("a", reviewer=reviewer)
     client.force_login(reviewer)
     assert client.get(reverse("projects:settings", args=["a"])).status_code == 403
+
+
+def test_owner_uploads_images_and_sees_the_report(client, owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.factories import image_bytes
+
+    iteration = make_iteration(make_project("logos", owner=owner), "v1")
+    client.force_login(owner)
+    files = [
+        SimpleUploadedFile("a.jpg", image_bytes(100, 100), "image/jpeg"),
+        SimpleUploadedFile("b.txt", b"hello", "text/plain"),
+    ]
+    response = client.post(
+        reverse("projects:iteration-upload", args=["logos", "v1"]), {"files": files}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "1 imported, 0 skipped as duplicates, 1 rejected.",
+        "b.txt: not a .jpg, .jpeg or .png file",
+    ]
+    assert list(iteration.images.values_list("name", flat=True)) == ["a.jpg"]
+
+
+def test_reviewer_cannot_upload(client, reviewer):
+    make_iteration(make_project("logos", reviewer=reviewer), "v1")
+    client.force_login(reviewer)
+    response = client.post(reverse("projects:iteration-upload", args=["logos", "v1"]), {})
+    assert response.status_code == 403
+
+
+def test_s3_import_form_runs_the_import_task(client, owner, s3):
+    from tests.factories import image_bytes
+
+    s3.create_bucket(Bucket="photos")
+    s3.put_object(Bucket="photos", Key="v1/a.jpg", Body=image_bytes(100, 100))
+    iteration = make_iteration(make_project("logos", owner=owner), "v1")
+    client.force_login(owner)
+    url = reverse("projects:iteration-import-s3", args=["logos", "v1"])
+    bad = client.post(url, {"source": "photos/v1"}, follow=True)
+    assert [str(m) for m in bad.context["messages"]] == [
+        "Enter an S3 address like s3://bucket/prefix/."
+    ]
+    client.post(url, {"source": "s3://photos/v1/"})
+    assert list(iteration.images.values_list("source", flat=True)) == ["s3://photos/v1/a.jpg"]
+
+
+def test_image_file_serves_local_bytes_to_members(client, reviewer):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from tests.factories import image_bytes
+
+    iteration = make_iteration(make_project("logos", reviewer=reviewer), "v1")
+    name = default_storage.save("images/logos/v1/a.jpg", ContentFile(image_bytes(100, 100)))
+    image = make_image(iteration, source=name)
+    client.force_login(reviewer)
+    response = client.get(reverse("projects:image-file", args=[image.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == image_bytes(100, 100)
+
+
+def test_image_file_redirects_to_a_presigned_url_for_s3_images(client, reviewer, s3):
+    iteration = make_iteration(make_project("logos", reviewer=reviewer), "v1")
+    image = make_image(iteration, source="s3://photos/v1/a.jpg")
+    client.force_login(reviewer)
+    response = client.get(reverse("projects:image-file", args=[image.pk]))
+    assert response.status_code == 302
+    location = response["Location"]
+    assert location.startswith("https://photos.s3.amazonaws.com/v1/a.jpg?")
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in location
+    assert "X-Amz-Expires=900" in location
+
+
+def test_project_and_iteration_pages_show_counts(client, owner):
+    from projects.models import Image
+
+    iteration = make_iteration(make_project("logos", owner=owner, name="Logos"), "v1")
+    make_image(iteration, status=Image.Status.REVIEWED)
+    make_image(iteration)
+    client.force_login(owner)
+    detail = client.get(reverse("projects:detail", args=["logos"]))
+    row = detail.context["iterations"][0]
+    assert (row.name, row.image_count, row.reviewed_count) == ("v1", 2, 1)
+    page = client.get(reverse("projects:iteration", args=["logos", "v1"]))
+    assert page.context["counts"] == {"total": 2, "reviewed": 1, "empty": 0}
+    assert b"2 images \xc2\xb7 1 reviewed" in page.content
+
+
+@pytest.mark.parametrize("projects", [1, 20])
+def test_project_list_query_count_does_not_grow_with_projects(
+    client, owner, projects, django_assert_num_queries
+):
+    for number in range(projects):
+        make_iteration(make_project(f"p{number}", owner=owner), "v1")
+    client.force_login(owner)
+    # session, user, projects with their iteration counts
+    with django_assert_num_queries(3):
+        response = client.get(reverse("projects:list"))
+    assert len(response.context["projects"]) == projects
