@@ -11,6 +11,25 @@ from projects.models import (
 )
 
 
+class OwnedProjectsAdmin(admin.ModelAdmin):
+    """Staff who are not superusers see only the rows of projects they own.
+
+    project_path is the lookup from the model to its Project ("" for Project itself).
+    """
+
+    project_path = "project"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        prefix = f"{self.project_path}__" if self.project_path else ""
+        return queryset.filter(**{
+            f"{prefix}memberships__user": request.user,
+            f"{prefix}memberships__role": Membership.Role.OWNER,
+        }).distinct()
+
+
 class LabelInline(admin.TabularInline):
     model = LabelClass
     extra = 0
@@ -24,7 +43,8 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(OwnedProjectsAdmin):
+    project_path = ""
     list_display = ["slug", "name", "region", "image_bucket", "review_order", "created_at"]
     search_fields = ["slug", "name", "image_bucket"]
     list_filter = ["region", "review_order"]
@@ -32,14 +52,14 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(LabelClass)
-class LabelClassAdmin(admin.ModelAdmin):
+class LabelClassAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "hotkey", "color", "order"]
     list_filter = ["project"]
     search_fields = ["name"]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(OwnedProjectsAdmin):
     list_display = ["user", "project", "role"]
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__slug"]
@@ -47,7 +67,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Iteration)
-class IterationAdmin(admin.ModelAdmin):
+class IterationAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "status", "model_version", "created_at"]
     list_filter = ["project", "status"]
     search_fields = ["name", "project__slug"]
@@ -55,7 +75,8 @@ class IterationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(OwnedProjectsAdmin):
+    project_path = "iteration__project"
     list_display = [
         "name", "iteration", "status", "no_objects", "width", "height", "uncertainty",
         "reviewed_by", "leased_by", "lease_expires_at",
@@ -68,7 +89,7 @@ class ImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "kind", "status", "f1", "training_images", "created_at"]
     list_filter = ["kind", "status", "project"]
     search_fields = ["name", "arn"]
@@ -76,7 +97,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Proposal)
-class ProposalAdmin(admin.ModelAdmin):
+class ProposalAdmin(OwnedProjectsAdmin):
+    project_path = "image__iteration__project"
     list_display = ["image", "label", "confidence", "left", "top", "width", "height", "model_version"]
     list_filter = ["model_version", "label__project"]
     search_fields = ["image__name"]

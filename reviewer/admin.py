@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from projects.admin import OwnedProjectsAdmin
 from reviewer.models import Box, Review
 
 
 @admin.register(Box)
-class BoxAdmin(admin.ModelAdmin):
+class BoxAdmin(OwnedProjectsAdmin):
+    project_path = "image__iteration__project"
     list_display = ["image", "label", "origin", "iou", "relabeled", "reviewer", "created_at"]
     list_filter = ["origin", "relabeled", "label__project"]
     search_fields = ["image__name", "reviewer__username"]
@@ -14,7 +16,8 @@ class BoxAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(OwnedProjectsAdmin):
+    project_path = "image__iteration__project"
     list_display = ["image", "reviewer", "submitted_at", "elapsed_ms", "no_objects", "changed"]
     list_filter = ["no_objects", "changed", "image__iteration__project"]
     search_fields = ["image__name", "reviewer__username"]

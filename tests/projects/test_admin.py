@@ -1,0 +1,51 @@
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from tests.factories import (
+    make_box,
+    make_image,
+    make_iteration,
+    make_project,
+    make_proposal,
+    make_user,
+)
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "projects_project", "projects_labelclass", "projects_membership", "projects_iteration",
+    "projects_image", "projects_modelversion", "projects_proposal", "reviewer_box",
+    "reviewer_review",
+]
+
+
+def test_every_changelist_renders_with_search_for_a_superuser(client):
+    image = make_image(make_iteration(make_project("logos"), "v1"))
+    make_proposal(image, "aws-logo")
+    make_box(image, "aws-logo")
+    client.force_login(_superuser())
+    statuses = [client.get(reverse(f"admin:{name}_changelist"), {"q": "a"}).status_code
+                for name in CHANGELISTS]
+    assert statuses == [200] * len(CHANGELISTS)
+
+
+def _superuser():
+    user = make_user(staff=True)
+    user.is_superuser = True
+    user.save()
+    return user
+
+
+def test_staff_owner_sees_only_projects_they_own(client):
+    owner = make_user(staff=True)
+    owner.user_permissions.set(Permission.objects.filter(codename__in=["view_project", "view_image"]))
+    mine = make_iteration(make_project("mine", owner=owner), "v1")
+    theirs = make_iteration(make_project("theirs", reviewer=owner), "v1")
+    make_image(mine, source="s3://b/mine.jpg")
+    make_image(theirs, source="s3://b/theirs.jpg")
+    client.force_login(owner)
+    projects = client.get(reverse("admin:projects_project_changelist"))
+    assert [p.slug for p in projects.context["cl"].result_list] == ["mine"]
+    images = client.get(reverse("admin:projects_image_changelist"))
+    assert [i.name for i in images.context["cl"].result_list] == ["mine.jpg"]
