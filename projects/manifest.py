@@ -1,0 +1,309 @@
+"""The SageMaker Ground Truth object-detection manifest that Rekognition Custom Labels trains on.
+
+Pure functions build one JSON line per image; `iter_manifest_records` streams an iteration's lines
+from the database in chunks (a server-side cursor on PostgreSQL, one box query per chunk), so an
+export of any size runs in flat memory. Exact format: shared/spec/formats.md section 1.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from projects.manifest_checks import ManifestValidator, ValidationReport
+from projects.models import Image, Proposal
+from reviewer.models import Box
+
+ATTRIBUTE = "bounding-box"
+METADATA = ATTRIBUTE + "-metadata"
+DETECTION_TYPE = "groundtruth/object-detection"
+CHUNK_SIZE = 2000
+# Proposals of a label without a trained threshold are exported from this confidence up.
+DEFAULT_THRESHOLD = 50.0
+CONTENT_TYPE = "application/jsonlines"
+
+
+class ManifestError(Exception):
+    """The iteration cannot be exported as asked; the message says what to change."""
+
+
+@dataclass
+class ManifestOptions:
+    include_unreviewed: bool = False
+    include_empty: bool = True
+
+    def as_dict(self):
+        return {"include_unreviewed": self.include_unreviewed, "include_empty": self.include_empty}
+
+
+@dataclass
+class ManifestRecord:
+    """One exported line: the object (for the validator and the split) and its JSON text."""
+
+    image_id: int
+    obj: dict
+    text: str
+    file_size: int = 0
+    image_format: str = ""
+
+
+@dataclass
+class ExportResult:
+    lines: int = 0
+    bytes: int = 0
+    report: ValidationReport = field(default_factory=ValidationReport)
+
+
+def job_name(iteration):
+    return f"loupe/{iteration.project.slug}/{iteration.name}"
+
+
+def format_creation_date(moment):
+    """UTC without an offset, as Ground Truth writes it: 2026-11-28T10:15:03.123456."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def clamp_box(left, top, width, height, frame_width, frame_height):
+    """Integer pixels inside the frame: edges rounded half up, then clamped; at least 1 px wide.
+
+    Rounding the edges (not the size) keeps a box's right and bottom where the reviewer drew them.
+    """
+    x0 = min(max(int(left + 0.5), 0), frame_width)
+    y0 = min(max(int(top + 0.5), 0), frame_height)
+    x1 = min(max(int(left + width + 0.5), 0), frame_width)
+    y1 = min(max(int(top + height + 0.5), 0), frame_height)
+    if x1 <= x0:
+        x0, x1 = (x0, x0 + 1) if x0 < frame_width else (frame_width - 1, frame_width)
+    if y1 <= y0:
+        y0, y1 = (y0, y0 + 1) if y0 < frame_height else (frame_height - 1, frame_height)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def class_ids(labels):
+    """{label id: class_id} by the project's label order, so a label keeps its class_id."""
+    return {label.pk: index for index, label in enumerate(labels)}
+
+
+def build_line(*, source_ref, width, height, depth, boxes, class_names, human_annotated=True,
+               creation_date, job):
+    """The manifest object for one image.
+
+    boxes: (class_id, left, top, width, height, confidence 0..1) in pixels (floats are fine);
+    class_names: {class_id: label name}; creation_date: a datetime or an already formatted string.
+    """
+    annotations = []
+    objects = []
+    used = {}
+    for class_id, left, top, box_width, box_height, confidence in boxes:
+        x, y, w, h = clamp_box(left, top, box_width, box_height, width, height)
+        annotations.append({"class_id": class_id, "left": x, "top": y, "width": w, "height": h})
+        objects.append({"confidence": confidence})
+        used[class_id] = class_names[class_id]
+    if not isinstance(creation_date, str):
+        creation_date = format_creation_date(creation_date)
+    return {
+        "source-ref": source_ref,
+        ATTRIBUTE: {
+            "image_size": [{"width": width, "height": height, "depth": depth}],
+            "annotations": annotations,
+        },
+        METADATA: {
+            "objects": objects,
+            "class-map": {str(class_id): used[class_id] for class_id in sorted(used)},
+            "type": DETECTION_TYPE,
+            "human-annotated": "yes" if human_annotated else "no",
+            "creation-date": creation_date,
+            "job-name": job,
+        },
+    }
+
+
+def dumps(obj):
+    # ASCII-only output: a line's length in characters is then its size in bytes.
+    return json.dumps(obj)
+
+
+def storage_prefix(iteration):
+    """Where image imports store an iteration's local files (see projects.imports)."""
+    return f"images/{iteration.project.slug}/{iteration.name}/"
+
+
+def source_resolver(iteration):
+    """A function mapping an Image.source to the s3:// address the manifest must name."""
+    published = iteration.project.published_images_uri.strip()
+    prefix = storage_prefix(iteration)
+
+    def resolve(source):
+        if source.startswith("s3://"):
+            return source
+        if not published:
+            raise ManifestError(
+                f"image {source!r} is stored in Loupe, not in S3: copy the iteration's images to S3 "
+                f"and set 'Published images uri' in the settings of project "
+                f"{iteration.project.slug!r} (e.g. s3://bucket/{iteration.name}/)"
+            )
+        relative = source[len(prefix):] if source.startswith(prefix) else source
+        return published.rstrip("/") + "/" + relative
+
+    return resolve
+
+
+def _thresholds_by_label(model_version, labels):
+    thresholds = model_version.thresholds or {}
+    return {label.pk: float(thresholds.get(label.name, DEFAULT_THRESHOLD)) for label in labels}
+
+
+def _boxes_by_image(image_ids):
+    grouped = {}
+    rows = (
+        Box.objects.filter(image_id__in=image_ids)
+        .order_by("image_id", "id")
+        .values_list("image_id", "label_id", "left", "top", "width", "height")
+    )
+    for image_id, label_id, left, top, width, height in rows:
+        grouped.setdefault(image_id, []).append((label_id, left, top, width, height, 1))
+    return grouped
+
+
+def _proposals_by_image(image_ids, model_version, thresholds):
+    grouped = {}
+    rows = (
+        Proposal.objects.filter(image_id__in=image_ids, model_version=model_version, left__isnull=False)
+        .order_by("image_id", "-confidence", "id")
+        .values_list("image_id", "label_id", "left", "top", "width", "height", "confidence")
+    )
+    for image_id, label_id, left, top, width, height, confidence in rows:
+        if confidence >= thresholds[label_id]:
+            grouped.setdefault(image_id, []).append(
+                (label_id, left, top, width, height, round(confidence / 100, 4))
+            )
+    return grouped
+
+
+def _image_rows(iteration, options, chunk_size):
+    images = Image.objects.filter(iteration=iteration)
+    if not options.include_unreviewed:
+        images = images.filter(status=Image.Status.REVIEWED)
+    rows = images.order_by("position", "id").values_list(
+        "id", "source", "width", "height", "depth", "status", "no_objects", "reviewed_at",
+        "file_size", "format",
+    )
+    chunk = []
+    for row in rows.iterator(chunk_size=chunk_size):
+        chunk.append(row)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=True,
+                          chunk_size=CHUNK_SIZE, now=None):
+    """Yield a ManifestRecord per exported image, in file order.
+
+    Reviewed images carry their Boxes (human-annotated "yes"); verified-empty ones export with no
+    annotations unless include_empty is False. With include_unreviewed, images awaiting review
+    carry the proposals of the iteration's model above each label's threshold (human-annotated
+    "no"); those without any such proposal are left out, since nobody has said they are empty.
+    """
+    options = ManifestOptions(include_unreviewed=include_unreviewed, include_empty=include_empty)
+    project = iteration.project
+    labels = list(project.labels.order_by("order", "name", "id"))
+    ids = class_ids(labels)
+    names = {index: label.name for index, label in enumerate(labels)}
+    model_version = iteration.model_version if include_unreviewed else None
+    if include_unreviewed and model_version is None:
+        raise ManifestError(
+            f"iteration {iteration} has no model version, so there are no proposals to export for "
+            "unreviewed images: run proposals first, or export reviewed images only"
+        )
+    thresholds = _thresholds_by_label(model_version, labels) if model_version else {}
+    resolve = source_resolver(iteration)
+    job = job_name(iteration)
+    fallback_date = format_creation_date(now or datetime.now(UTC))
+    reviewed = Image.Status.REVIEWED
+    for chunk in _image_rows(iteration, options, chunk_size):
+        boxes = _boxes_by_image([row[0] for row in chunk if row[5] == reviewed])
+        pending = [row[0] for row in chunk if row[5] != reviewed]
+        proposals = _proposals_by_image(pending, model_version, thresholds) if pending else {}
+        for image_id, source, width, height, depth, status, _empty, reviewed_at, size, fmt in chunk:
+            human = status == reviewed
+            found = boxes.get(image_id, ()) if human else proposals.get(image_id, ())
+            if not found and not (human and include_empty):
+                continue
+            obj = build_line(
+                source_ref=resolve(source), width=width, height=height, depth=depth,
+                boxes=[(ids[label_id], *rest) for label_id, *rest in found], class_names=names,
+                human_annotated=human,
+                creation_date=format_creation_date(reviewed_at) if reviewed_at else fallback_date,
+                job=job,
+            )
+            yield ManifestRecord(image_id, obj, dumps(obj), size, fmt)
+
+
+def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=True,
+                        chunk_size=CHUNK_SIZE, now=None):
+    """The manifest's lines as text, each ending with a newline."""
+    for record in iter_manifest_records(
+        iteration=iteration, include_unreviewed=include_unreviewed, include_empty=include_empty,
+        chunk_size=chunk_size, now=now,
+    ):
+        yield record.text + "\n"
+
+
+def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=True,
+                   chunk_size=CHUNK_SIZE, now=None, progress=None):
+    """Write the manifest to the text stream `out` and validate it on the way.
+
+    Returns an ExportResult whose report says whether Rekognition will accept the file; the
+    caller decides what to do with a file that has errors (file exports delete it).
+    """
+    validator = ManifestValidator(check_duplicates=False)
+    total = _count_candidates(iteration, include_unreviewed) if progress else 0
+    result = ExportResult()
+    for done, record in enumerate(
+        iter_manifest_records(
+            iteration=iteration, include_unreviewed=include_unreviewed,
+            include_empty=include_empty, chunk_size=chunk_size, now=now,
+        ),
+        start=1,
+    ):
+        out.write(record.text)
+        out.write("\n")
+        validator.add_record(
+            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format
+        )
+        if progress and done % 1000 == 0:
+            progress(min(done, total), total)
+    result.report = validator.report()
+    result.lines = result.report.lines
+    result.bytes = result.report.bytes
+    if progress:
+        progress(total, total)
+    return result
+
+
+def validate_export(*, iteration, include_unreviewed=False, include_empty=True, chunk_size=CHUNK_SIZE):
+    """The validation report of an export without writing it anywhere."""
+    validator = ManifestValidator(check_duplicates=False)
+    for record in iter_manifest_records(
+        iteration=iteration, include_unreviewed=include_unreviewed, include_empty=include_empty,
+        chunk_size=chunk_size,
+    ):
+        validator.add_record(
+            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format
+        )
+    return validator.report()
+
+
+def _count_candidates(iteration, include_unreviewed):
+    images = iteration.images.all()
+    if not include_unreviewed:
+        images = images.filter(status=Image.Status.REVIEWED)
+    return images.count()
+
+
+def manifest_filename(iteration, suffix=""):
+    return f"{iteration.project.slug}-{iteration.name}{suffix}.manifest"

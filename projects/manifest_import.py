@@ -1,0 +1,276 @@
+"""Loading an existing Ground Truth manifest into an iteration.
+
+Human-annotated object-detection attributes become the reviewed truth (Boxes with origin
+"imported"); machine attributes ("no") become proposals of an imported model version, to be
+reviewed, unless the caller trusts them. Each line is imported atomically; a bad line is reported
+with its number and never stops the rest. Importing the same file again changes nothing.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.db.models import Max
+
+from projects.manifest import source_resolver, storage_prefix
+from projects.manifest_checks import IGNORED_TYPES, RCL_KEYS, attribute_problem, detection_attributes
+from projects.models import Image, ModelVersion, Proposal
+from projects.provisioning import ProjectSetupError, add_labels
+from reviewer.models import Box
+
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+@dataclass
+class ManifestImportReport:
+    lines: int = 0
+    imported: int = 0
+    images_created: int = 0
+    boxes: int = 0
+    proposals: int = 0
+    labels_created: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # (line number, message): the line was not imported
+    warnings: list = field(default_factory=list)  # (line number, message)
+
+    def summary(self):
+        return (
+            f"{self.imported} of {self.lines} lines imported ({self.images_created} new images, "
+            f"{self.boxes} boxes, {self.proposals} proposals), {len(self.errors)} rejected, "
+            f"{len(self.warnings)} warnings"
+        )
+
+
+class LineError(Exception):
+    """This line cannot be imported; the message says why."""
+
+
+@dataclass
+class Attribute:
+    name: str
+    human: bool
+    created: datetime
+    size: tuple  # (width, height, depth)
+    boxes: list  # (label name, left, top, width, height, confidence 0..1)
+
+
+class _Importer:
+    def __init__(self, iteration, report, create_labels, trust_machine_labels):
+        self.iteration = iteration
+        self.project = iteration.project
+        self.report = report
+        self.create_labels = create_labels
+        self.trust = trust_machine_labels
+        self.model_versions = {}
+        self._load_labels()
+        last = iteration.images.aggregate(last=Max("position"))["last"]
+        self.position = 0 if last is None else last + 1
+        self.local_sources = _local_source_mapper(iteration)
+
+    def _load_labels(self):
+        self.labels = {label.name: label for label in self.project.labels.all()}
+
+    def warn(self, number, message):
+        self.report.warnings.append((number, message))
+
+    def line(self, number, text):
+        try:
+            obj = json.loads(text)
+        except ValueError as error:
+            raise LineError(f"not JSON ({error})") from None
+        if not isinstance(obj, dict):
+            raise LineError("not a JSON object")
+        for key in RCL_KEYS:
+            obj.pop(key, None)
+        source = obj.get("source-ref")
+        if not isinstance(source, str) or not source:
+            raise LineError("no source-ref: Loupe imports images by their address")
+        attributes = self._attributes(number, obj)
+        if not attributes:
+            return False
+        position = self.position
+        try:
+            with transaction.atomic():
+                self._store(number, source, attributes)
+        except Exception:
+            # The line's labels and images were rolled back with it.
+            self.position = position
+            self._load_labels()
+            raise
+        return True
+
+    def _attributes(self, number, obj):
+        detection = detection_attributes(obj)
+        for key in obj:
+            metadata = obj.get(key + "-metadata")
+            if key in detection or not isinstance(metadata, dict):
+                continue
+            kind = metadata.get("type")
+            reason = "not used for object detection" if kind in IGNORED_TYPES else "of an unknown type"
+            self.warn(number, f"ignored attribute {key!r} ({kind}): {reason}")
+        if not detection:
+            if any(k.endswith("-metadata") for k in obj):
+                return []
+            raise LineError("no object-detection attribute (no '<name>' with '<name>-metadata')")
+        return [self._parse(obj, name) for name in detection]
+
+    def _parse(self, obj, name):
+        problem = attribute_problem(obj, name)
+        if problem:
+            raise LineError(f"{name}: {problem}")
+        body, metadata = obj[name], obj[name + "-metadata"]
+        size = body["image_size"][0]
+        class_map = metadata["class-map"]
+        boxes = [
+            (class_map[str(box["class_id"])], box["left"], box["top"], box["width"], box["height"],
+             entry["confidence"])
+            for box, entry in zip(body["annotations"], metadata["objects"], strict=True)
+        ]
+        created = datetime.fromisoformat(metadata["creation-date"]).replace(tzinfo=UTC)
+        return Attribute(name, metadata["human-annotated"] == "yes", created,
+                         (size["width"], size["height"], size["depth"]), boxes)
+
+    def _store(self, number, source, attributes):
+        self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
+        truth = [a for a in attributes if a.human] or ([a for a in attributes] if self.trust else [])
+        truth.sort(key=lambda a: a.created)
+        image = self._image(source, attributes[0].size)
+        if truth:
+            for older in truth[:-1]:
+                self.warn(number, f"attribute {older.name!r} superseded by the newer {truth[-1].name!r}")
+            self._store_truth(number, image, truth[-1])
+        for attribute in attributes:
+            if not attribute.human and not self.trust:
+                self._store_proposals(number, image, attribute)
+
+    def _ensure_labels(self, names):
+        missing = sorted(names - set(self.labels))
+        if not missing:
+            return
+        if not self.create_labels:
+            raise LineError(
+                f"label(s) {', '.join(missing)} not in project {self.project.slug!r}: add them in "
+                "the project or import with --create-labels"
+            )
+        try:
+            created = add_labels(project=self.project, names=missing)
+        except ProjectSetupError as error:
+            raise LineError(str(error)) from None
+        self.labels.update({label.name: label for label in created})
+        self.report.labels_created.extend(missing)
+
+    def _image(self, source, size):
+        width, height, depth = size
+        candidates = [source] + ([self.local_sources(source)] if self.local_sources(source) else [])
+        image = self.iteration.images.filter(source__in=candidates).first()
+        if image is not None:
+            if (image.width, image.height) != (width, height):
+                raise LineError(
+                    f"image_size {width}x{height} differs from the image's {image.width}x{image.height} "
+                    "in Loupe; the boxes would land in the wrong place"
+                )
+            return image
+        image = Image.objects.create(
+            iteration=self.iteration, source=source, name=os.path.basename(source)[:255] or source[:255],
+            width=width, height=height, depth=depth, position=self.position,
+            format=FORMATS.get(os.path.splitext(source)[1].lower(), ""),
+        )
+        self.position += 1
+        self.report.images_created += 1
+        return image
+
+    def _store_truth(self, number, image, attribute):
+        kept = image.boxes.exclude(origin=Box.Origin.IMPORTED)
+        if kept.exists():
+            self.warn(number, f"{image.source} was already reviewed in Loupe: kept that review")
+            return
+        boxes = []
+        for index, (name, *geometry, _confidence) in enumerate(attribute.boxes):
+            frame = _inside(geometry, image.width, image.height)
+            if frame is None:
+                self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
+                continue
+            left, top, width, height = frame
+            boxes.append(Box(image=image, label=self.labels[name], left=left, top=top, width=width,
+                             height=height, origin=Box.Origin.IMPORTED, created_at=attribute.created))
+        image.boxes.filter(origin=Box.Origin.IMPORTED).delete()
+        Box.objects.bulk_create(boxes)
+        image.status = Image.Status.REVIEWED
+        image.no_objects = not boxes
+        image.reviewed_at = attribute.created
+        image.save(update_fields=["status", "no_objects", "reviewed_at"])
+        self.report.boxes += len(boxes)
+
+    def _store_proposals(self, number, image, attribute):
+        model_version = self._model_version(attribute.name)
+        proposals = []
+        for index, (name, *geometry, confidence) in enumerate(attribute.boxes):
+            frame = _inside(geometry, image.width, image.height)
+            if frame is None:
+                self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
+                continue
+            left, top, width, height = frame
+            proposals.append(Proposal(
+                image=image, model_version=model_version, label=self.labels[name], left=left, top=top,
+                width=width, height=height, confidence=min(max(confidence * 100, 0), 100),
+            ))
+        Proposal.objects.filter(image=image, model_version=model_version).delete()
+        Proposal.objects.bulk_create(proposals)
+        self.report.proposals += len(proposals)
+
+    def _model_version(self, attribute):
+        if attribute not in self.model_versions:
+            model_version, _ = ModelVersion.objects.get_or_create(
+                project=self.project, name=f"imported:{self.iteration.name}:{attribute}",
+                defaults={"kind": ModelVersion.Kind.IMPORTED, "status": "READY"},
+            )
+            if self.iteration.model_version_id is None:
+                # Reviewers see the proposals of the iteration's model version.
+                self.iteration.model_version = model_version
+                self.iteration.save(update_fields=["model_version"])
+            self.model_versions[attribute] = model_version
+        return self.model_versions[attribute]
+
+
+def _inside(geometry, frame_width, frame_height):
+    """(left, top, width, height) clipped to the frame as floats, or None if nothing is left."""
+    left, top, width, height = geometry
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + width, frame_width), min(top + height, frame_height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _local_source_mapper(iteration):
+    """s3://published/prefix/name -> the local storage name the export derived it from."""
+    published = iteration.project.published_images_uri.strip().rstrip("/")
+    prefix = storage_prefix(iteration)
+    resolve = source_resolver(iteration) if published else None
+
+    def local(source):
+        if resolve is None or not source.startswith(published + "/"):
+            return None
+        candidate = prefix + source[len(published) + 1:]
+        return candidate if resolve(candidate) == source else None
+
+    return local
+
+
+def import_manifest(*, iteration, lines, create_labels=False, trust_machine_labels=False,
+                    progress=None, total=None):
+    """Import an iterable of manifest lines (text) into the iteration; returns the report."""
+    report = ManifestImportReport()
+    importer = _Importer(iteration, report, create_labels, trust_machine_labels)
+    for number, text in enumerate(lines, start=1):
+        if text.strip():
+            report.lines += 1
+            try:
+                if importer.line(number, text):
+                    report.imported += 1
+            except LineError as error:
+                report.errors.append((number, str(error)))
+        if progress and total:
+            progress(min(number, total), total)
+    return report
