@@ -1,10 +1,40 @@
-"""Proposal backends: one small protocol, image in, detections out.
+"""Proposal backends and proposal runs: one small protocol, image in, detections out.
 
 A backend is chosen by the ModelVersion's kind (see backend_for), never by dotted paths in settings.
+A run is resumable: an image's proposals and its ProposalOutcome are written in one transaction, so
+a run killed at any point leaves each image either fully done or untouched, and the next run skips
+the images already done for that model version.
 """
 
+import logging
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from projects.models import (
+    Image,
+    ModelVersion,
+    Proposal,
+    ProposalOutcome,
+    ProposalRun,
+    RunStatus,
+)
+
+logger = logging.getLogger("loupe.proposals")
+
+MAX_CONCURRENCY = 32
+DEFAULT_BATCH_SIZE = 100
+NOT_RUNNING_MESSAGE = "model is not running: start it"
+UNKNOWN_LABELS = "UnknownLabels"
+# Used when a model version has no threshold for a label (e.g. imported predictions).
+DEFAULT_THRESHOLD = 50.0
+# Confidence points either side of a label's threshold where a reviewer's accept/reject decision
+# is a toss-up.
+UNCERTAIN_BAND = 15.0
 
 
 @dataclass(frozen=True)
@@ -28,5 +58,353 @@ class ModelNotReady(Exception):
     """The model cannot serve at all (not running, not found, access denied): stop the run."""
 
 
+class InvalidDetection(ValueError):
+    """A backend returned a box or confidence that cannot be stored."""
+
+
+class ProposalRunError(Exception):
+    """A run cannot be started as asked; the message says what to do."""
+
+
 class ProposalBackend(Protocol):
     def detect(self, image) -> list[Detection]: ...
+
+
+def backend_for(model_version, **options):
+    """The backend that runs this model version; options go to the backend (client, sleep...)."""
+    if model_version.kind == ModelVersion.Kind.REKOGNITION:
+        from projects.rekognition import RekognitionBackend
+
+        return RekognitionBackend(model_version, **options)
+    if model_version.kind == ModelVersion.Kind.LOCAL:
+        # Imported here so the Rekognition path never loads the detector's numeric stack.
+        from projects.detector import LocalDetectorBackend
+
+        return LocalDetectorBackend(model_version)
+    raise ModelNotReady(
+        f"model version {model_version.name!r} holds imported predictions and cannot run: "
+        "import more with 'manage.py import_predictions', or pick a Rekognition or offline model"
+    )
+
+
+# --- storing what a model said about one image ---------------------------------------------------
+
+
+def uncertainty_score(confidences_and_thresholds):
+    """How much a reviewer is needed on this image; higher is reviewed first.
+
+    Boxes far above their threshold are almost surely right and boxes far below are almost surely
+    noise; the ones within UNCERTAIN_BAND of the threshold are where the model needs a person.
+    So the score is the number of such borderline boxes, plus how close the closest box sits to its
+    threshold (0..1) to order images with equally many. An image with no detections scores 0:
+    there is nothing to judge (misses are caught by the reviewer either way).
+    """
+    distances = [abs(conf - threshold) for conf, threshold in confidences_and_thresholds]
+    if not distances:
+        return 0.0
+    borderline = sum(1 for distance in distances if distance <= UNCERTAIN_BAND)
+    closest = min(distances)
+    return round(borderline + (1.0 - min(closest, 100.0) / 100.0), 6)
+
+
+def check_detection(detection):
+    if not 0 <= detection.confidence <= 100:
+        raise InvalidDetection(f"confidence {detection.confidence} of {detection.label!r} is not 0..100")
+    if detection.box is None:
+        return
+    left, top, width, height = detection.box
+    if left < 0 or top < 0 or width <= 0 or height <= 0:
+        raise InvalidDetection(
+            f"box {detection.box} of {detection.label!r} needs left, top >= 0 and width, height > 0"
+        )
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    proposals: int
+    skipped_labels: tuple[str, ...]  # label names not in the project, skipped
+
+
+def store_detections(*, image, model_version, detections, run=None, labels=None):
+    """Replace the image's proposals from this model version and record its outcome, atomically.
+
+    Detections of labels the project does not have are skipped and named on the outcome: creating
+    labels behind the owner's back would change hotkeys and the manifest's class map.
+    `labels` ({name: LabelClass}) saves a query per image when the caller already has them.
+    """
+    if labels is None:
+        labels = {label.name: label for label in image.iteration.project.labels.all()}
+    thresholds = model_version.thresholds or {}
+    rows, scored, skipped = [], [], []
+    for detection in detections:
+        check_detection(detection)
+        label = labels.get(detection.label)
+        if label is None:
+            skipped.append(detection.label)
+            continue
+        left, top, width, height = detection.box if detection.box is not None else (None,) * 4
+        rows.append(Proposal(
+            image=image, model_version=model_version, label=label, left=left, top=top,
+            width=width, height=height, confidence=detection.confidence,
+        ))
+        scored.append((detection.confidence, thresholds.get(detection.label, DEFAULT_THRESHOLD)))
+    unknown = tuple(sorted(set(skipped)))
+    note = (
+        f"skipped {len(skipped)} detection(s) of labels not in the project: {', '.join(unknown)}"
+        if skipped else ""
+    )
+    with transaction.atomic():
+        Proposal.objects.filter(image=image, model_version=model_version).delete()
+        ProposalOutcome.objects.filter(image=image, model_version=model_version).delete()
+        Proposal.objects.bulk_create(rows)
+        image.uncertainty = uncertainty_score(scored)
+        Image.objects.filter(pk=image.pk).update(uncertainty=image.uncertainty)
+        ProposalOutcome.objects.create(
+            image=image, model_version=model_version, run=run, ok=True, proposals=len(rows),
+            error_code=UNKNOWN_LABELS if skipped else "", error=note,
+        )
+    return StoredOutcome(len(rows), unknown)
+
+
+def store_failure(*, image, model_version, code, message, run=None):
+    """Record why this image has no proposals; earlier proposals from this model are kept."""
+    with transaction.atomic():
+        ProposalOutcome.objects.filter(image=image, model_version=model_version).delete()
+        ProposalOutcome.objects.create(
+            image=image, model_version=model_version, run=run, ok=False,
+            error_code=code[:64], error=message,
+        )
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+
+def create_proposal_run(*, iteration, model_version, concurrency, user=None):
+    """A queued run; earlier unfinished runs of the same model here are marked superseded.
+
+    Superseding (rather than refusing) is what lets an owner restart after a worker was killed:
+    the old run's row would otherwise say "running" forever. A live old run notices at its next
+    batch and stops, and the atomic per-image writes keep the two from duplicating anything.
+    """
+    _check_run_request(iteration=iteration, model_version=model_version, concurrency=concurrency)
+    with transaction.atomic():
+        run = ProposalRun.objects.create(
+            iteration=iteration, model_version=model_version, concurrency=concurrency,
+            created_by=user, total=iteration.images.count(),
+        )
+        ProposalRun.objects.filter(
+            iteration=iteration, model_version=model_version,
+            status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+        ).exclude(pk=run.pk).update(
+            status=RunStatus.STOPPED, error=f"superseded by run #{run.pk}", finished_at=timezone.now()
+        )
+        iteration.model_version = model_version
+        iteration.save(update_fields=["model_version"])
+    return run
+
+
+def _check_run_request(*, iteration, model_version, concurrency):
+    if model_version.project_id != iteration.project_id:
+        raise ProposalRunError(
+            f"model version {model_version.name!r} belongs to another project than {iteration}"
+        )
+    if model_version.kind == ModelVersion.Kind.IMPORTED:
+        raise ProposalRunError(
+            f"model version {model_version.name!r} holds imported predictions and cannot run: "
+            "pick a Rekognition or offline model"
+        )
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ProposalRunError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+
+
+def start_proposal_run(*, iteration, model_version, concurrency, user=None):
+    """Create a run and hand it to a background worker; the run goes on if the browser closes."""
+    from projects import tasks
+
+    run = create_proposal_run(
+        iteration=iteration, model_version=model_version, concurrency=concurrency, user=user
+    )
+    # The immediate backend (tests) runs the task inside enqueue(), so read the run back afterwards
+    # instead of overwriting what the task wrote.
+    result = tasks.run_proposal_run.enqueue(run_id=run.pk)
+    ProposalRun.objects.filter(pk=run.pk).update(task_id=str(result.id)[:64])
+    run.refresh_from_db()
+    return run
+
+
+def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """Propose on every image of the run's iteration not yet done by its model version.
+
+    Backend calls go through a pool of run.concurrency threads; every database write stays on this
+    thread, so threads never hold connections. Returns the run with its final status.
+    """
+    run.refresh_from_db()
+    if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return run
+    try:
+        backend = backend or backend_for(run.model_version)
+    except ModelNotReady as error:
+        return _finish(run, RunStatus.STOPPED, str(error))
+    _begin(run)
+    try:
+        status, error = _process(run, backend, batch_size, progress)
+    except BaseException as error:
+        # A kill (KeyboardInterrupt/SystemExit) leaves the row "running" so the next run can resume;
+        # a real failure is recorded so the page says why.
+        if isinstance(error, Exception):
+            _save_counts(run)
+            _finish(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
+    _save_counts(run)
+    if progress:
+        progress(run.done + run.failed, run.total)
+    return _finish(run, status, error)
+
+
+def _begin(run):
+    images = Image.objects.filter(iteration=run.iteration_id)
+    run.total = images.count()
+    done = ProposalOutcome.objects.filter(
+        model_version=run.model_version_id, ok=True, image__iteration=run.iteration_id
+    )
+    run.done = done.count()
+    run.proposals = done.aggregate(total=Sum("proposals"))["total"] or 0
+    run.failed = ProposalOutcome.objects.filter(run=run, ok=False).count()
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["total", "done", "proposals", "failed", "status", "started_at"])
+
+
+def _pending_ids(run):
+    """Images without a successful outcome, minus those this very run already failed on."""
+    done = ProposalOutcome.objects.filter(model_version=run.model_version_id).filter(
+        _ok_or_this_run(run)
+    ).values("image_id")
+    return list(
+        Image.objects.filter(iteration=run.iteration_id)
+        .exclude(pk__in=done)
+        .order_by("position", "id")
+        .values_list("id", flat=True)
+    )
+
+
+def _ok_or_this_run(run):
+    return Q(ok=True) | Q(run=run)
+
+
+def _process(run, backend, batch_size, progress):
+    ids = _pending_ids(run)
+    labels = {label.name: label for label in run.iteration.project.labels.all()}
+    model_version = run.model_version
+    window = max(run.concurrency * 2, 1)
+    stop = None
+    since_save = 0
+    with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix="proposals") as pool:
+        in_flight = {}
+        for chunk in _chunks(ids, batch_size):
+            for image in _load(chunk):
+                while len(in_flight) >= window:
+                    stop = _collect(run, in_flight, labels, model_version) or stop
+                if stop:
+                    break
+                in_flight[pool.submit(_detect, backend, image)] = image
+            since_save += len(chunk)
+            if stop:
+                break
+            if since_save >= batch_size:
+                since_save = 0
+                _save_counts(run)
+                if progress:
+                    progress(run.done + run.failed, run.total)
+                if _superseded(run):
+                    stop = (RunStatus.STOPPED, "superseded by a newer run of this model")
+                    break
+        while in_flight:
+            stop = _collect(run, in_flight, labels, model_version) or stop
+    return stop or (RunStatus.SUCCEEDED, "")
+
+
+def _chunks(ids, size):
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _load(ids):
+    images = Image.objects.select_related("iteration__project").in_bulk(ids)
+    return [images[pk] for pk in ids if pk in images]
+
+
+def _detect(backend, image):
+    try:
+        return backend.detect(image)
+    finally:
+        # A backend that touched the database from this worker thread must not leak its connection.
+        connections.close_all()
+
+
+def _collect(run, in_flight, labels, model_version):
+    """Write the results of finished calls; returns (status, message) when the run must stop."""
+    finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+    stop = None
+    for future in finished:
+        image = in_flight.pop(future)
+        if future.cancelled():
+            continue
+        try:
+            detections = future.result()
+        except ModelNotReady as error:
+            stop = (RunStatus.STOPPED, str(error) or NOT_RUNNING_MESSAGE)
+            continue
+        except ImageProposalError as error:
+            _record_failure(run, image, model_version, error.code, error.message)
+            continue
+        except Exception as error:
+            # A bug in a backend must not cost the rest of the images; the code names it.
+            logger.exception("proposal backend failed on image %s", image.pk)
+            _record_failure(run, image, model_version, type(error).__name__, str(error))
+            continue
+        _record_success(run, image, model_version, detections, labels)
+    if stop:
+        for future in in_flight:
+            future.cancel()
+    return stop
+
+
+def _record_success(run, image, model_version, detections, labels):
+    try:
+        stored = store_detections(
+            image=image, model_version=model_version, detections=detections, run=run, labels=labels
+        )
+    except InvalidDetection as error:
+        _record_failure(run, image, model_version, "InvalidDetection", str(error))
+        return
+    except IntegrityError:
+        # Another run wrote this image's outcome first: it is done, with its proposals only.
+        return
+    run.done += 1
+    run.proposals += stored.proposals
+
+
+def _record_failure(run, image, model_version, code, message):
+    store_failure(image=image, model_version=model_version, code=code, message=message, run=run)
+    run.failed += 1
+
+
+def _save_counts(run):
+    ProposalRun.objects.filter(pk=run.pk).update(
+        done=run.done, failed=run.failed, proposals=run.proposals
+    )
+
+
+def _superseded(run):
+    return ProposalRun.objects.filter(pk=run.pk).values_list("status", flat=True).first() != (
+        RunStatus.RUNNING
+    )
+
+
+def _finish(run, status, error):
+    run.status = status
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    return run

@@ -4,8 +4,8 @@ import logging
 
 from django_tasks import task
 
-from projects import imports
-from projects.models import Iteration
+from projects import imports, proposals
+from projects.models import Iteration, ProposalRun
 
 logger = logging.getLogger("loupe.tasks")
 
@@ -20,3 +20,11 @@ def import_images(*, iteration_id, source):
         "duplicates": report.duplicates,
         "rejected": [list(item) for item in report.rejected[:1000]],
     }
+
+
+@task()
+def run_proposal_run(*, run_id):
+    run = ProposalRun.objects.select_related("iteration__project", "model_version").get(pk=run_id)
+    run = proposals.run_proposals(run=run)
+    logger.info("proposal run %s: %s, %s done, %s failed", run.pk, run.status, run.done, run.failed)
+    return {"status": run.status, "done": run.done, "failed": run.failed, "error": run.error}

@@ -1,0 +1,386 @@
+"""Amazon Rekognition Custom Labels: proposals (DetectCustomLabels) and model versions.
+
+The only module besides projects/s3.py that imports boto3. Tests stub the client returned by
+get_client() with botocore's Stubber.
+"""
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from django.db import transaction
+
+from projects import s3
+from projects.imagefiles import read_image_bytes
+from projects.models import ModelVersion
+from projects.proposals import (
+    MAX_CONCURRENCY,
+    NOT_RUNNING_MESSAGE,
+    Detection,
+    ImageProposalError,
+    ModelNotReady,
+)
+
+THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException"}
+# DetectCustomLabels refuses raw bytes of 4 MB or more; images in S3 go by reference instead.
+MAX_BYTES = 4 * 1024 * 1024
+CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+
+
+class RekognitionError(Exception):
+    """A Rekognition call for model management failed; the message says what to do."""
+
+
+@lru_cache(maxsize=8)
+def get_client(region=None):
+    # Adaptive mode rate-limits the whole process when Rekognition throttles; the backend's own
+    # bounded retry with jitter sits on top for the throttles that still get through.
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": 4},
+        max_pool_connections=MAX_CONCURRENCY + 4,
+    )
+    return boto3.client("rekognition", region_name=region, config=config)
+
+
+def _client_for(model_version):
+    return get_client(model_version.project.region or None)
+
+
+def _error_parts(error):
+    details = error.response.get("Error", {})
+    return details.get("Code", ""), details.get("Message", "")
+
+
+# --- proposals -------------------------------------------------------------------------------------
+
+
+def ratio_box_to_pixels(box, width, height):
+    """A DetectCustomLabels BoundingBox (ratios) as a pixel box clamped into the frame, or None
+    when nothing of it lies inside the frame. Rounded to 1/1000 px so stored values are stable."""
+    left = _clamp(box["Left"] * width, width)
+    top = _clamp(box["Top"] * height, height)
+    right = _clamp((box["Left"] + box["Width"]) * width, width)
+    bottom = _clamp((box["Top"] + box["Height"]) * height, height)
+    pixel_width, pixel_height = round(right - left, 3), round(bottom - top, 3)
+    if pixel_width <= 0 or pixel_height <= 0:
+        return None
+    return (round(left, 3), round(top, 3), pixel_width, pixel_height)
+
+
+def _clamp(value, limit):
+    return min(max(value, 0.0), float(limit))
+
+
+def detections_from_custom_labels(custom_labels, *, width, height):
+    """CustomLabels as DetectCustomLabels returns them -> Detections in pixels of a width x height
+    image. Labels without Geometry are image-level; boxes wholly outside the frame are dropped."""
+    detections = []
+    for item in custom_labels:
+        confidence = min(max(float(item["Confidence"]), 0.0), 100.0)
+        ratios = (item.get("Geometry") or {}).get("BoundingBox")
+        if ratios is None:
+            detections.append(Detection(item["Name"], confidence, None))
+            continue
+        box = ratio_box_to_pixels(ratios, width, height)
+        if box is not None:
+            detections.append(Detection(item["Name"], confidence, box))
+    return detections
+
+
+class RekognitionBackend:
+    """Proposals from a running Rekognition Custom Labels model version."""
+
+    def __init__(self, model_version, *, client=None, sleep=time.sleep, jitter=random.random,
+                 max_attempts=6, base_delay=0.5, max_delay=20.0):
+        if not model_version.arn:
+            raise ModelNotReady(
+                f"model version {model_version.name!r} has no Rekognition ARN: run "
+                f"'manage.py sync_models {model_version.project.slug}'"
+            )
+        self.model_version = model_version
+        self.client = client or _client_for(model_version)
+        self.sleep = sleep
+        self.jitter = jitter
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def detect(self, image):
+        request = {
+            "ProjectVersionArn": self.model_version.arn,
+            "Image": _image_param(image),
+            # Without it Rekognition hides everything under each label's assumed threshold; store
+            # everything and let reviewers filter.
+            "MinConfidence": 0,
+        }
+        response = self._call(request)
+        return detections_from_custom_labels(
+            response.get("CustomLabels", []), width=image.width, height=image.height
+        )
+
+    def _call(self, request):
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self.client.detect_custom_labels(**request)
+            except ClientError as error:
+                code, message = _error_parts(error)
+                if code in THROTTLING and attempt < self.max_attempts:
+                    self.sleep(self.backoff(attempt))
+                    continue
+                raise self._translate(code, message, attempt) from error
+            except NoCredentialsError as error:
+                raise ModelNotReady(
+                    "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                ) from error
+            except CONNECTION_ERRORS as error:
+                raise ImageProposalError("ConnectionError", str(error)) from error
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def backoff(self, attempt):
+        """Seconds to wait before retry `attempt`: exponential, capped, half of it random so that
+        many threads throttled together do not retry together."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + self.jitter() * ceiling / 2
+
+    def _translate(self, code, message, attempts):
+        version = self.model_version
+        slug = version.project.slug
+        if code == "ResourceNotReadyException":
+            return ModelNotReady(
+                f"{NOT_RUNNING_MESSAGE} (project page, or 'manage.py start_model {slug} "
+                f"--model-version {version.name}'), wait until it is RUNNING, then run again"
+            )
+        if code == "ResourceNotFoundException":
+            return ModelNotReady(
+                f"model version {version.name!r} was not found in Rekognition ({message}): check "
+                f"its ARN or run 'manage.py sync_models {slug}'"
+            )
+        if code == "AccessDeniedException":
+            return ModelNotReady(
+                f"access denied by Rekognition ({message}): allow rekognition:DetectCustomLabels "
+                "and s3:GetObject on the images for these credentials"
+            )
+        if code in THROTTLING:
+            message = (
+                f"{message} (still throttled after {attempts} attempts: lower the run's "
+                "concurrency or start the model with more inference units)"
+            )
+        return ImageProposalError(code or "ClientError", message)
+
+
+def _image_param(image):
+    if image.in_s3:
+        location = s3.parse_s3_uri(image.source)
+        return {"S3Object": {"Bucket": location.bucket, "Name": location.key}}
+    try:
+        data = read_image_bytes(image)
+    except (OSError, s3.S3Error) as error:
+        raise ImageProposalError("ImageUnreadable", f"cannot read the image file: {error}") from error
+    if len(data) >= MAX_BYTES:
+        raise ImageProposalError(
+            "ImageTooLargeException",
+            f"the file is {len(data) / 1024 / 1024:.1f} MB and images sent directly must be under "
+            "4 MB: import large images from S3 instead",
+        )
+    return {"Bytes": data}
+
+
+# --- model versions ------------------------------------------------------------------------------
+
+
+def version_name_from_arn(arn):
+    """arn:...:project/NAME/version/VERSION/123 -> VERSION."""
+    _, sep, rest = arn.partition("/version/")
+    return rest.split("/", 1)[0] if sep else ""
+
+
+def project_arn_from_version_arn(arn):
+    project_arn, sep, _ = arn.partition("/version/")
+    return project_arn if sep else ""
+
+
+def explain(error):
+    """One line saying what went wrong with a model management call and what to do."""
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(error, ClientError):
+        code, message = _error_parts(error)
+        if code == "AccessDeniedException":
+            return f"access denied by Rekognition ({message}): check the credentials' IAM policy"
+        if code == "ResourceNotFoundException":
+            return f"not found in Rekognition ({message}): check the ARN in the project settings"
+        if code == "ResourceInUseException":
+            return f"the model is busy ({message}): wait for its current start or stop to finish"
+        return f"Rekognition error {code}: {message}"
+    return f"Rekognition error: {error}"
+
+
+def _call(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except (BotoCoreError, ClientError) as error:
+        raise RekognitionError(explain(error)) from error
+
+
+def _require_rekognition(model_version):
+    if model_version.kind != ModelVersion.Kind.REKOGNITION or not model_version.arn:
+        raise RekognitionError(
+            f"model version {model_version.name!r} is not a Rekognition model with an ARN: only "
+            "those can be started or stopped"
+        )
+
+
+def start_model(*, model_version, client=None):
+    """Ask Rekognition to start serving; it is billed per inference unit hour from now on."""
+    _require_rekognition(model_version)
+    client = client or _client_for(model_version)
+    response = _call(
+        client.start_project_version, ProjectVersionArn=model_version.arn, MinInferenceUnits=1
+    )
+    return _set_status(model_version, response["Status"], "")
+
+
+def stop_model(*, model_version, client=None):
+    _require_rekognition(model_version)
+    client = client or _client_for(model_version)
+    response = _call(client.stop_project_version, ProjectVersionArn=model_version.arn)
+    return _set_status(model_version, response["Status"], "")
+
+
+def refresh_model_status(*, model_version, client=None):
+    _require_rekognition(model_version)
+    client = client or _client_for(model_version)
+    response = _call(
+        client.describe_project_versions,
+        ProjectArn=project_arn_from_version_arn(model_version.arn),
+        VersionNames=[version_name_from_arn(model_version.arn)],
+    )
+    descriptions = response.get("ProjectVersionDescriptions", [])
+    if not descriptions:
+        raise RekognitionError(
+            f"Rekognition no longer lists model version {model_version.name!r}: it may have been deleted"
+        )
+    return _set_status(model_version, descriptions[0]["Status"], descriptions[0].get("StatusMessage", ""))
+
+
+def _set_status(model_version, status, message):
+    model_version.status = status
+    model_version.status_message = message
+    model_version.save(update_fields=["status", "status_message"])
+    return model_version
+
+
+def describe_project_versions(project_arn, *, client):
+    """Every version of a Rekognition project, following pagination."""
+    paginator = client.get_paginator("describe_project_versions")
+    try:
+        for page in paginator.paginate(ProjectArn=project_arn):
+            yield from page.get("ProjectVersionDescriptions", [])
+    except (BotoCoreError, ClientError) as error:
+        raise RekognitionError(explain(error)) from error
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    f1: float | None
+    thresholds: dict  # {label: assumed threshold 0..100}
+    training_images: int | None
+
+
+def parse_evaluation_summary(data):
+    """The training evaluation summary JSON -> F1, per-label thresholds (0..100), image count.
+
+    The file gives thresholds as ratios (0..1) while DetectCustomLabels confidences are 0..100.
+    """
+    aggregated = data.get("AggregatedEvaluationResults", {})
+    metrics = aggregated.get("Metrics", aggregated)
+    thresholds = {}
+    for result in data.get("LabelEvaluationResults", []):
+        threshold = (result.get("Metrics") or {}).get("Threshold")
+        if threshold is not None:
+            thresholds[result["Label"]] = round(float(threshold) * 100, 4)
+    return EvaluationSummary(
+        f1=metrics.get("F1Score"),
+        thresholds=thresholds,
+        training_images=(data.get("EvaluationDetails") or {}).get("NumberOfTrainingImages"),
+    )
+
+
+def read_evaluation_summary(bucket, key, *, region=None):
+    raw = s3.read_object(bucket, key, region=region)
+    try:
+        return parse_evaluation_summary(json.loads(raw))
+    except (ValueError, AttributeError, KeyError, TypeError) as error:
+        raise RekognitionError(f"s3://{bucket}/{key} is not an evaluation summary ({error})") from error
+
+
+@dataclass
+class SyncReport:
+    created: list = field(default_factory=list)
+    updated: list = field(default_factory=list)
+    problems: list = field(default_factory=list)  # [(version name, what went wrong)]
+
+    def summary(self):
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, "
+            f"{len(self.problems)} with problems"
+        )
+
+
+def sync_model_versions(*, project, client=None):
+    """Mirror the project's Rekognition versions into ModelVersion rows (status, F1, thresholds)."""
+    if not project.rekognition_project_arn:
+        raise RekognitionError(
+            f"project {project.slug!r} has no Rekognition project ARN: set it in the project settings"
+        )
+    client = client or get_client(project.region or None)
+    report = SyncReport()
+    for description in describe_project_versions(project.rekognition_project_arn, client=client):
+        _sync_one(project, description, report)
+    return report
+
+
+def _sync_one(project, description, report):
+    arn = description["ProjectVersionArn"]
+    name = version_name_from_arn(arn) or arn
+    existing = project.model_versions.filter(name=name).first()
+    if existing is not None and existing.kind != ModelVersion.Kind.REKOGNITION:
+        report.problems.append((name, f"a {existing.get_kind_display()} model already has this name"))
+        return
+    evaluation = description.get("EvaluationResult") or {}
+    fields = {
+        "kind": ModelVersion.Kind.REKOGNITION,
+        "arn": arn,
+        "status": description.get("Status", ""),
+        "status_message": description.get("StatusMessage", ""),
+        "f1": evaluation.get("F1Score"),
+    }
+    summary_location = (evaluation.get("Summary") or {}).get("S3Object")
+    if summary_location:
+        try:
+            summary = read_evaluation_summary(
+                summary_location["Bucket"], summary_location["Name"], region=project.region or None
+            )
+        except (s3.S3Error, RekognitionError) as error:
+            report.problems.append((name, f"evaluation summary not read: {error}"))
+        else:
+            fields["thresholds"] = summary.thresholds
+            fields["training_images"] = summary.training_images
+            if fields["f1"] is None:
+                fields["f1"] = summary.f1
+    with transaction.atomic():
+        _, created = ModelVersion.objects.update_or_create(project=project, name=name, defaults=fields)
+    (report.created if created else report.updated).append(name)

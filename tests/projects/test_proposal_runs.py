@@ -1,0 +1,282 @@
+import threading
+
+import pytest
+
+from projects.models import ModelVersion, Proposal, ProposalOutcome, ProposalRun, RunStatus
+from projects.proposals import (
+    NOT_RUNNING_MESSAGE,
+    Detection,
+    ImageProposalError,
+    ModelNotReady,
+    ProposalRunError,
+    backend_for,
+    create_proposal_run,
+    run_proposals,
+    start_proposal_run,
+    store_detections,
+    uncertainty_score,
+)
+from tests.factories import make_image, make_iteration, make_model_version, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeBackend:
+    """Answers from a dict keyed by image name; raises what it is told to."""
+
+    def __init__(self, answers=None, *, default=(), raise_for=None):
+        self.answers = answers or {}
+        self.default = list(default)
+        self.raise_for = raise_for or {}
+        self.calls = []
+        self._lock = threading.Lock()
+
+    def detect(self, image):
+        with self._lock:
+            self.calls.append(image.name)
+        if image.name in self.raise_for:
+            raise self.raise_for[image.name]
+        return list(self.answers.get(image.name, self.default))
+
+
+BOX = Detection("aws-logo", 80.0, (10.0, 20.0, 30.0, 40.0))
+
+
+@pytest.fixture
+def setup():
+    project = make_project("logos")
+    iteration = make_iteration(project, "v2")
+    images = [make_image(iteration, source=f"s3://b/v2/img-{n}.jpg", position=n) for n in range(5)]
+    model = make_model_version(
+        project, "rk-1", kind=ModelVersion.Kind.REKOGNITION, arn="arn:x", thresholds={"aws-logo": 70.0}
+    )
+    return iteration, images, model
+
+
+def _run(iteration, model, concurrency=2):
+    return create_proposal_run(iteration=iteration, model_version=model, concurrency=concurrency)
+
+
+def test_run_stores_proposals_outcomes_counts_and_uncertainty(setup):
+    iteration, images, model = setup
+    backend = FakeBackend(
+        {"img-0.jpg": [BOX, Detection("smile-logo", 12.5, None)]}, default=[BOX]
+    )
+    run = run_proposals(run=_run(iteration, model), backend=backend, batch_size=2)
+    assert (run.status, run.total, run.done, run.failed, run.proposals, run.error) == (
+        RunStatus.SUCCEEDED, 5, 5, 0, 6, ""
+    )
+    assert run.started_at <= run.finished_at
+    assert sorted(backend.calls) == [f"img-{n}.jpg" for n in range(5)]
+    first = list(
+        Proposal.objects.filter(image=images[0]).order_by("id")
+        .values_list("label__name", "left", "top", "width", "height", "confidence")
+    )
+    assert first == [
+        ("aws-logo", 10.0, 20.0, 30.0, 40.0, 80.0),
+        ("smile-logo", None, None, None, None, 12.5),
+    ]
+    images[0].refresh_from_db()
+    # aws-logo at 80 is 10 from its threshold 70 (borderline); smile-logo at 12.5 is 37.5 from the
+    # default 50: one borderline box plus 1 - 10/100.
+    assert images[0].uncertainty == 1.9
+    assert ProposalOutcome.objects.filter(model_version=model, ok=True).count() == 5
+    iteration.refresh_from_db()
+    assert iteration.model_version == model
+
+
+def test_per_image_errors_are_recorded_and_the_run_goes_on(setup):
+    iteration, images, model = setup
+    backend = FakeBackend(default=[BOX], raise_for={
+        "img-1.jpg": ImageProposalError("InvalidImageFormatException", "Request has invalid image format"),
+        "img-3.jpg": KeyError("boom"),
+    })
+    run = run_proposals(run=_run(iteration, model), backend=backend)
+    assert (run.status, run.done, run.failed, run.proposals) == (RunStatus.SUCCEEDED, 3, 2, 3)
+    failures = list(
+        ProposalOutcome.objects.filter(ok=False).order_by("image__position")
+        .values_list("image__name", "error_code", "error")
+    )
+    assert failures == [
+        ("img-1.jpg", "InvalidImageFormatException", "Request has invalid image format"),
+        ("img-3.jpg", "KeyError", "'boom'"),
+    ]
+
+
+def test_model_not_ready_stops_the_run_without_failing_images(setup):
+    iteration, images, model = setup
+    backend = FakeBackend(default=[BOX], raise_for={
+        image.name: ModelNotReady(NOT_RUNNING_MESSAGE) for image in images
+    })
+    run = run_proposals(run=_run(iteration, model, concurrency=1), backend=backend)
+    assert (run.status, run.error, run.done, run.failed) == (
+        RunStatus.STOPPED, "model is not running: start it", 0, 0
+    )
+    assert not ProposalOutcome.objects.exists()
+    # With one worker and a window of two, the run stops after at most two calls, not five.
+    assert len(backend.calls) <= 2
+
+
+def test_a_failed_image_is_retried_by_the_next_run(setup):
+    iteration, images, model = setup
+    run_proposals(run=_run(iteration, model), backend=FakeBackend(
+        default=[BOX], raise_for={"img-2.jpg": ImageProposalError("ThrottlingException", "slow down")}
+    ))
+    backend = FakeBackend(default=[BOX])
+    run = run_proposals(run=_run(iteration, model), backend=backend)
+    assert backend.calls == ["img-2.jpg"]
+    assert (run.status, run.done, run.failed, run.proposals) == (RunStatus.SUCCEEDED, 5, 0, 5)
+    assert ProposalOutcome.objects.filter(ok=False).count() == 0
+
+
+class Killed(BaseException):
+    """Stands in for the worker being killed (SIGTERM/KeyboardInterrupt) mid-batch."""
+
+
+def test_resume_after_a_kill_skips_done_images_and_never_duplicates(setup):
+    iteration, images, model = setup
+    killing = FakeBackend(default=[BOX, Detection("smile-logo", 60.0, (1.0, 2.0, 3.0, 4.0))],
+                          raise_for={"img-3.jpg": Killed()})
+    run = _run(iteration, model, concurrency=1)
+    with pytest.raises(Killed):
+        run_proposals(run=run, backend=killing, batch_size=10)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    done_before = set(ProposalOutcome.objects.values_list("image__name", flat=True))
+    assert done_before >= {"img-0.jpg", "img-1.jpg", "img-2.jpg"}
+    assert "img-3.jpg" not in done_before
+
+    # The task is run again for the same run (the worker restarted), then once more.
+    backend = FakeBackend(default=[BOX, Detection("smile-logo", 60.0, (1.0, 2.0, 3.0, 4.0))])
+    run = run_proposals(run=run, backend=backend, batch_size=10)
+    assert sorted(backend.calls) == sorted({f"img-{n}.jpg" for n in range(5)} - done_before)
+    assert (run.status, run.done, run.failed, run.proposals) == (RunStatus.SUCCEEDED, 5, 0, 10)
+    again = FakeBackend(default=[BOX])
+    rerun = run_proposals(run=_run(iteration, model), backend=again)
+    assert again.calls == []
+    assert (rerun.status, rerun.done, rerun.proposals) == (RunStatus.SUCCEEDED, 5, 10)
+    assert Proposal.objects.filter(model_version=model).count() == 10
+    assert ProposalOutcome.objects.filter(model_version=model).count() == 5
+
+
+def test_a_new_run_supersedes_an_unfinished_one(setup):
+    iteration, images, model = setup
+    old = _run(iteration, model)
+    new = _run(iteration, model)
+    old.refresh_from_db()
+    assert (old.status, old.error) == (RunStatus.STOPPED, f"superseded by run #{new.pk}")
+    backend = FakeBackend(default=[BOX])
+    assert run_proposals(run=old, backend=backend).status == RunStatus.STOPPED
+    assert backend.calls == []
+
+
+def test_superseded_while_running_stops_at_the_next_batch(setup):
+    iteration, images, model = setup
+    run = _run(iteration, model, concurrency=1)
+
+    def supersede(done, total):
+        # Progress is reported on the run's own thread right before it checks for a newer run.
+        ProposalRun.objects.filter(pk=run.pk).update(status=RunStatus.STOPPED)
+
+    backend = FakeBackend(default=[BOX])
+    result = run_proposals(run=run, backend=backend, batch_size=1, progress=supersede)
+    assert result.status == RunStatus.STOPPED
+    assert result.error == "superseded by a newer run of this model"
+    assert len(backend.calls) < 5
+
+
+def test_progress_is_reported_per_batch_and_at_the_end(setup):
+    iteration, images, model = setup
+    seen = []
+    run_proposals(run=_run(iteration, model), backend=FakeBackend(default=[BOX]), batch_size=2,
+                  progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (5, 5)
+    assert all(total == 5 for _, total in seen)
+    assert len(seen) == 3
+
+
+def test_unknown_labels_are_skipped_and_named(setup):
+    iteration, images, model = setup
+    outcome = store_detections(image=images[0], model_version=model, detections=[
+        BOX, Detection("cat", 99.0, None), Detection("dog", 50.0, None), Detection("cat", 40.0, None),
+    ])
+    assert (outcome.proposals, outcome.skipped_labels) == (1, ("cat", "dog"))
+    row = ProposalOutcome.objects.get(image=images[0])
+    assert (row.ok, row.error_code, row.error) == (
+        True, "UnknownLabels", "skipped 3 detection(s) of labels not in the project: cat, dog"
+    )
+
+
+def test_store_detections_replaces_and_never_duplicates(setup):
+    iteration, images, model = setup
+    store_detections(image=images[0], model_version=model, detections=[BOX, BOX])
+    store_detections(image=images[0], model_version=model, detections=[BOX])
+    assert Proposal.objects.filter(image=images[0]).count() == 1
+    assert ProposalOutcome.objects.filter(image=images[0]).count() == 1
+
+
+def test_invalid_detection_fails_the_image_and_writes_nothing(setup):
+    iteration, images, model = setup
+    bad = Detection("aws-logo", 80.0, (10.0, 20.0, 0.0, 40.0))
+    run = run_proposals(run=_run(iteration, model), backend=FakeBackend(
+        {"img-0.jpg": [BOX, bad]}, default=[]
+    ))
+    assert (run.done, run.failed) == (4, 1)
+    outcome = ProposalOutcome.objects.get(image=images[0])
+    assert (outcome.ok, outcome.error_code) == (False, "InvalidDetection")
+    assert outcome.error == (
+        "box (10.0, 20.0, 0.0, 40.0) of 'aws-logo' needs left, top >= 0 and width, height > 0"
+    )
+    assert not Proposal.objects.filter(image=images[0]).exists()
+
+
+def test_uncertainty_formula():
+    assert uncertainty_score([]) == 0.0
+    assert uncertainty_score([(99.0, 50.0)]) == 0.51
+    assert uncertainty_score([(55.0, 50.0), (40.0, 50.0), (90.0, 50.0)]) == 2.95
+
+
+def test_run_requests_are_checked(setup):
+    iteration, images, model = setup
+    imported = make_model_version(iteration.project, "csv", kind=ModelVersion.Kind.IMPORTED)
+    other = make_model_version(make_project("other"), "x", kind=ModelVersion.Kind.REKOGNITION)
+    cases = [(imported, 4), (other, 4), (model, 0), (model, 33)]
+    messages = []
+    for version, concurrency in cases:
+        with pytest.raises(ProposalRunError) as info:
+            create_proposal_run(iteration=iteration, model_version=version, concurrency=concurrency)
+        messages.append(str(info.value))
+    assert messages == [
+        "model version 'csv' holds imported predictions and cannot run: pick a Rekognition or "
+        "offline model",
+        "model version 'x' belongs to another project than logos/v2",
+        "concurrency must be between 1 and 32",
+        "concurrency must be between 1 and 32",
+    ]
+    assert not ProposalRun.objects.exists()
+
+
+def test_backend_for_imported_model_explains(setup):
+    iteration, images, model = setup
+    imported = make_model_version(iteration.project, "csv", kind=ModelVersion.Kind.IMPORTED)
+    with pytest.raises(ModelNotReady, match="'csv' holds imported predictions and cannot run"):
+        backend_for(imported)
+
+
+def test_backend_for_rekognition(setup):
+    from projects.rekognition import RekognitionBackend
+
+    iteration, images, model = setup
+    backend = backend_for(model, client=object())
+    assert isinstance(backend, RekognitionBackend)
+    assert backend.model_version == model
+
+
+def test_start_proposal_run_enqueues_the_task(setup, monkeypatch):
+    iteration, images, model = setup
+    from projects import proposals
+
+    monkeypatch.setattr(proposals, "backend_for", lambda model_version: FakeBackend(default=[BOX]))
+    run = start_proposal_run(iteration=iteration, model_version=model, concurrency=3)
+    assert (run.status, run.done, run.concurrency) == (RunStatus.SUCCEEDED, 5, 3)
+    assert run.task_id != ""
