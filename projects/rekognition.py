@@ -207,11 +207,6 @@ def version_name_from_arn(arn):
     return rest.split("/", 1)[0] if sep else ""
 
 
-def project_arn_from_version_arn(arn):
-    project_arn, sep, _ = arn.partition("/version/")
-    return project_arn if sep else ""
-
-
 def explain(error):
     """One line saying what went wrong with a model management call and what to do."""
     if isinstance(error, NoCredentialsError):
@@ -263,10 +258,15 @@ def stop_model(*, model_version, client=None):
 def refresh_model_status(*, model_version, client=None):
     _require_rekognition(model_version)
     client = client or _client_for(model_version)
+    project_arn = model_version.project.rekognition_project_arn
+    if not project_arn:
+        raise RekognitionError(
+            f"project {model_version.project.slug!r} has no Rekognition project ARN: set it in the "
+            "project settings"
+        )
     response = _call(
         client.describe_project_versions,
-        ProjectArn=project_arn_from_version_arn(model_version.arn),
-        VersionNames=[version_name_from_arn(model_version.arn)],
+        ProjectArn=project_arn, VersionNames=[version_name_from_arn(model_version.arn)],
     )
     descriptions = response.get("ProjectVersionDescriptions", [])
     if not descriptions:
