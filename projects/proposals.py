@@ -23,6 +23,7 @@ from projects.models import (
     ProposalRun,
     RunStatus,
 )
+from projects.provisioning import ProjectSetupError
 
 logger = logging.getLogger("loupe.proposals")
 
@@ -68,6 +69,18 @@ class ProposalRunError(Exception):
 
 class ProposalBackend(Protocol):
     def detect(self, image) -> list[Detection]: ...
+
+
+def find_model_version(*, project, name):
+    """The project's model version called `name`, or ProjectSetupError listing the ones it has."""
+    model_version = project.model_versions.filter(name=name).first()
+    if model_version is None:
+        known = ", ".join(project.model_versions.values_list("name", flat=True)) or "none yet"
+        raise ProjectSetupError(
+            f"project {project.slug!r} has no model version {name!r} (it has: {known}); "
+            f"Rekognition versions appear after 'manage.py sync_models {project.slug}'"
+        )
+    return model_version
 
 
 def backend_for(model_version, **options):

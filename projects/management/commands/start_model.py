@@ -1,0 +1,28 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from projects.proposals import find_model_version
+from projects.provisioning import ProjectSetupError, find_project
+from projects.rekognition import RekognitionError, start_model
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a Rekognition Custom Labels model version (1 inference unit) so it can propose. "
+        "It is billed by the hour while running: stop it with stop_model when done."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("--model-version", required=True, metavar="NAME")
+
+    def handle(self, *args, project, model_version, **options):
+        try:
+            version = find_model_version(project=find_project(project), name=model_version)
+            start_model(model_version=version)
+        except (ProjectSetupError, RekognitionError) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(self.style.SUCCESS(f"{version.name}: {version.status}."))
+        self.stdout.write(self.style.WARNING(
+            f"A running model is billed by the hour: stop it with "
+            f"'manage.py stop_model {project} --model-version {version.name}' when the runs are done."
+        ))
