@@ -273,7 +273,8 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
         out.write(record.text)
         out.write("\n")
         validator.add_record(
-            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format
+            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format,
+            well_formed=True,
         )
         if progress and done % 1000 == 0:
             progress(min(done, total), total)
@@ -293,7 +294,8 @@ def validate_export(*, iteration, include_unreviewed=False, include_empty=True, 
         chunk_size=chunk_size,
     ):
         validator.add_record(
-            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format
+            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format,
+            well_formed=True,
         )
     return validator.report()
 

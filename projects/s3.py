@@ -106,6 +106,10 @@ def upload_fileobj(fileobj, bucket, key, *, content_type="application/octet-stre
     )
 
 
+def delete_object(bucket, key, *, region=None):
+    _call(client(region).delete_object, Bucket=bucket, Key=key)
+
+
 def bucket_owner(bucket, *, region=None):
     """The canonical ID of the bucket's owner, or '' when S3 will not say."""
     try:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import views
+from projects import manifest_views, views
 
 app_name = "projects"
 
@@ -13,4 +13,11 @@ urlpatterns = [
     path("p/<slug:slug>/i/<str:name>/", views.iteration_detail, name="iteration"),
     path("p/<slug:slug>/i/<str:name>/upload", views.iteration_upload, name="iteration-upload"),
     path("p/<slug:slug>/i/<str:name>/import-s3", views.iteration_import_s3, name="iteration-import-s3"),
+    path("p/<slug:slug>/i/<str:name>/manifest/check", manifest_views.manifest_check, name="manifest-check"),
+    path("p/<slug:slug>/i/<str:name>/manifest/download", manifest_views.manifest_download,
+         name="manifest-download"),
+    path("p/<slug:slug>/i/<str:name>/manifest/publish", manifest_views.manifest_publish,
+         name="manifest-publish"),
+    path("p/<slug:slug>/i/<str:name>/manifest/exports/<int:export_id>", manifest_views.manifest_export,
+         name="manifest-export"),
 ]

@@ -1,0 +1,188 @@
+"""Benchmark: manifest export time and peak memory at 10k, 100k and 250k reviewed images.
+
+Builds N images with 5 boxes each in a throwaway database (a temporary SQLite file by default;
+with --database-url postgres://..., a temporary database created on that server and dropped at
+the end), then exports the manifest to a temporary file the way `manage.py export_manifest` does
+(validation included). Each size is timed several times without tracing (median reported); peak
+Python memory comes from one extra run under tracemalloc. The last line printed is one JSON object
+with all the figures.
+
+    .venv/bin/python bench/export.py [--sizes 10000,100000,250000] [--repeat 3]
+                                     [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BOXES_PER_IMAGE = 5
+BATCH = 5000
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,250000",
+                        help="comma-separated image counts, ascending (default 10000,100000,250000)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per size (default 3)")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server to create the throwaway database on")
+    return parser.parse_args()
+
+
+def create_postgres_database(url):
+    import psycopg
+
+    name = f"loupe_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(url)
+    return name, urlunsplit(parts._replace(path="/" + name))
+
+
+def drop_postgres_database(url, name):
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django(database_url):
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def grow(iteration, labels, start, stop):
+    """Add reviewed images start..stop-1 to the iteration, each with 5 boxes."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from projects.models import Image
+    from reviewer.models import Box
+
+    reviewed_at = timezone.now()
+    for first in range(start, stop, BATCH):
+        last = min(first + BATCH, stop)
+        with transaction.atomic():
+            images = Image.objects.bulk_create(
+                Image(iteration=iteration, source=f"s3://bench-bucket/images/img-{n:07d}.jpg",
+                      name=f"img-{n:07d}.jpg", width=1024, height=768, position=n,
+                      status=Image.Status.REVIEWED, reviewed_at=reviewed_at, file_size=250_000)
+                for n in range(first, last)
+            )
+            Box.objects.bulk_create(
+                Box(image=image, label=labels[k % len(labels)], left=10.4 + 100 * k, top=20.6 + 50 * k,
+                    width=90.5, height=40.25, origin=Box.Origin.ACCEPTED)
+                for image in images for k in range(BOXES_PER_IMAGE)
+            )
+
+
+def export_once(iteration, *, trace):
+    from projects.manifest import write_manifest
+
+    with tempfile.NamedTemporaryFile("w", suffix=".manifest", encoding="utf-8") as out:
+        if trace:
+            tracemalloc.start()
+        started = time.perf_counter()
+        result = write_manifest(iteration=iteration, out=out)
+        out.flush()
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1] if trace else 0
+        if trace:
+            tracemalloc.stop()
+        return elapsed, peak, result
+
+
+def measure(iteration, size, repeat):
+    import resource
+
+    times = []
+    result = None
+    for _ in range(repeat):
+        elapsed, _, result = export_once(iteration, trace=False)
+        times.append(elapsed)
+    _, peak, _ = export_once(iteration, trace=True)
+    assert result.lines == size, f"exported {result.lines} lines for {size} images"
+    return {
+        "images": size,
+        "boxes": size * BOXES_PER_IMAGE,
+        "seconds_median": round(statistics.median(times), 3),
+        "seconds_runs": [round(t, 3) for t in times],
+        "lines_per_second": round(size / statistics.median(times)),
+        "manifest_mb": round(result.bytes / 1e6, 1),
+        "peak_traced_mb": round(peak / 1e6, 2),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "report_ok": result.report.ok,
+    }
+
+
+def print_table(rows, backend):
+    print(f"Manifest export benchmark ({backend}, {BOXES_PER_IMAGE} boxes per image, median of runs)")
+    header = f"{'images':>8} {'boxes':>9} {'seconds':>8} {'lines/s':>9} {'file MB':>8} " \
+             f"{'peak MB':>8} {'RSS MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row['images']:>8} {row['boxes']:>9} {row['seconds_median']:>8.2f} "
+              f"{row['lines_per_second']:>9} {row['manifest_mb']:>8.1f} {row['peak_traced_mb']:>8.2f} "
+              f"{row['max_rss_mb']:>8.1f}")
+    print("peak MB: Python allocations during one export (tracemalloc); RSS MB: process high-water mark,"
+          " including building the data.")
+
+
+def run(args, database_url, backend):
+    setup_django(database_url)
+    from projects.models import Image
+    from projects.provisioning import create_iteration, create_project
+
+    project = create_project(slug="bench", name="Bench", labels=["aws-logo", "smile-logo", "other"])
+    iteration = create_iteration(project=project, name="v2")
+    labels = list(project.labels.order_by("order"))
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    rows = []
+    have = 0
+    for size in sizes:
+        started = time.perf_counter()
+        grow(iteration, labels, have, size)
+        have = size
+        print(f"built {size} images in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        assert Image.objects.filter(iteration=iteration).count() == size
+        rows.append(measure(iteration, size, args.repeat))
+    print_table(rows, backend)
+    print(json.dumps({"backend": backend, "boxes_per_image": BOXES_PER_IMAGE, "results": rows}))
+
+
+def main():
+    args = parse_args()
+    if args.database_url:
+        name, url = create_postgres_database(args.database_url)
+        try:
+            run(args, url, "postgresql")
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+            drop_postgres_database(args.database_url, name)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            run(args, f"sqlite:///{folder}/bench.sqlite3", "sqlite")
+
+
+if __name__ == "__main__":
+    main()
