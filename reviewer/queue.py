@@ -33,21 +33,27 @@ def lease_is_free(now):
     return Q(leased_by__isnull=True) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
 
 
+def lease_seconds():
+    return settings.LOUPE_LEASE_SECONDS
+
+
 def holds_lease(image, user, now):
-    return image.leased_by_id == user.pk and image.lease_expires_at and image.lease_expires_at > now
+    return bool(image.leased_by_id == user.pk and image.lease_expires_at and image.lease_expires_at > now)
 
 
-def claimable(iteration, now):
+def claimable(iteration, now, exclude_ids=()):
     order = ORDERINGS.get(iteration.project.review_order, ORDERINGS[Project.ReviewOrder.HARDEST])
-    return (
-        Image.objects.filter(iteration=iteration, status=Image.Status.PENDING)
-        .filter(lease_is_free(now))
-        .order_by(*order)
-    )
+    images = Image.objects.filter(iteration=iteration, status=Image.Status.PENDING).filter(lease_is_free(now))
+    if exclude_ids:
+        images = images.exclude(pk__in=list(exclude_ids))
+    return images.order_by(*order)
 
 
-def claim_next(*, iteration, user, now=None):
-    """The image this reviewer should look at now, leased to them; None when nothing is left."""
+def claim_next(*, iteration, user, now=None, exclude_ids=()):
+    """The image this reviewer should look at now, leased to them; None when nothing is left.
+
+    exclude_ids are images the reviewer just skipped: not offered to them again for now.
+    """
     now = now or timezone.now()
     own = (
         Image.objects.filter(
@@ -60,7 +66,7 @@ def claim_next(*, iteration, user, now=None):
         own.iteration = iteration
         return own
     for _ in range(CLAIM_ATTEMPTS):
-        image, won = _try_claim(iteration, user, now)
+        image, won = _try_claim(iteration, user, now, exclude_ids)
         if image is None:
             return None
         if won:
@@ -68,10 +74,10 @@ def claim_next(*, iteration, user, now=None):
     return None
 
 
-def _try_claim(iteration, user, now):
+def _try_claim(iteration, user, now, exclude_ids):
     expires = lease_expiry(now)
     with transaction.atomic():
-        candidates = claimable(iteration, now)
+        candidates = claimable(iteration, now, exclude_ids)
         if connection.vendor == "postgresql":
             # Another claimer's locked candidate is skipped instead of waited for.
             candidates = candidates.select_for_update(skip_locked=True)
@@ -123,7 +129,7 @@ def release_all_leases(*, user):
 def peek_next(*, iteration, user, exclude_id, now=None):
     """The image a claim would most likely give next, without leasing it: a prefetch hint."""
     now = now or timezone.now()
-    return claimable(iteration, now).exclude(pk=exclude_id).only("id").first()
+    return claimable(iteration, now, [exclude_id]).only("id").first()
 
 
 def progress(*, iteration):

@@ -1,5 +1,18 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from reviewer import views
 
 app_name = "reviewer"
 
-urlpatterns = []
+urlpatterns = [
+    path("my-work/", views.my_work, name="my-work"),
+    path("images/<int:image_id>/", views.image_page, name="image"),
+    path("images/<int:image_id>/submit", views.submit, name="submit"),
+    path("images/<int:image_id>/skip", views.skip, name="skip"),
+    path("images/<int:image_id>/lease", views.renew_lease, name="lease"),
+    path("images/<int:image_id>/reopen", views.reopen, name="reopen"),
+    path("<slug:slug>/<str:name>/next", views.next_image, name="next"),
+    path("<slug:slug>/<str:name>/back", views.back, name="back"),
+    path("<slug:slug>/<str:name>/images/", views.image_list, name="images"),
+    path("<slug:slug>/<str:name>/order", views.queue_order, name="queue-order"),
+]

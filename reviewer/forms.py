@@ -1,0 +1,150 @@
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from projects.models import Image, LabelClass, Project
+from reviewer import geometry
+from reviewer.review import MAX_BOXES, BoxInput
+
+# A day: anything longer is a clock problem on the client, not time spent reviewing.
+MAX_ELAPSED_MS = 24 * 60 * 60 * 1000
+BOX_KEYS = {"label", "left", "top", "width", "height", "proposal"}
+
+
+class PayloadError(ValueError):
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _refuse_constant(name):
+    raise PayloadError("body", f"{name} is not a number Loupe accepts; send finite numbers only.")
+
+
+def parse_json_body(body):
+    """The request body as a JSON object, or PayloadError with a message a person can act on."""
+    try:
+        data = json.loads(body or b"null", parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PayloadError("body", f"The request body is not valid JSON ({error}).") from error
+    if not isinstance(data, dict):
+        raise PayloadError("body", "The request body must be a JSON object.")
+    return data
+
+
+def _strict_int(value, field, message):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise forms.ValidationError(message, code=field)
+    return value
+
+
+class BoxListField(forms.Field):
+    """A JSON list of {label, left, top, width, height, proposal} objects → BoxInput list."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list):
+            raise forms.ValidationError("boxes must be a list of box objects.")
+        if len(value) > MAX_BOXES:
+            raise forms.ValidationError(
+                f"An image can have at most {MAX_BOXES} boxes; this review has {len(value)}."
+            )
+        return [self._box(index, item) for index, item in enumerate(value)]
+
+    def _box(self, index, item):
+        prefix = f"Box {index + 1}"
+        if not isinstance(item, dict):
+            raise forms.ValidationError(f"{prefix} must be an object.", code=f"boxes[{index}]")
+        unknown = sorted(set(item) - BOX_KEYS)
+        if unknown:
+            raise forms.ValidationError(f"{prefix} has unknown fields: {', '.join(unknown)}.",
+                                        code=f"boxes[{index}]")
+        numbers = {}
+        for name in ("left", "top", "width", "height"):
+            if not geometry.all_finite(item.get(name)):
+                raise forms.ValidationError(f"{prefix}: {name} must be a finite number of pixels.",
+                                            code=f"boxes[{index}].{name}")
+            numbers[name] = float(item[name])
+        label = _strict_int(item.get("label"), f"boxes[{index}].label",
+                            f"{prefix}: label must be a label id (an integer).")
+        proposal = item.get("proposal")
+        if proposal is not None:
+            _strict_int(proposal, f"boxes[{index}].proposal",
+                        f"{prefix}: proposal must be a proposal id (an integer) or null.")
+        return BoxInput(label_id=label, proposal_id=proposal, **numbers)
+
+
+class IdListField(forms.Field):
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise forms.ValidationError("hidden must be a list of proposal ids.")
+        return value
+
+
+class StrictIntegerField(forms.IntegerField):
+    """JSON integers only: "3", 3.5 and true are refused rather than coerced."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        return _strict_int(value, "integer", "Enter a whole number.")
+
+
+class StrictBooleanField(forms.BooleanField):
+    def to_python(self, value):
+        if value in (None, False):
+            return False
+        if value is True:
+            return True
+        raise forms.ValidationError("Must be true or false.")
+
+
+class SubmitReviewForm(forms.Form):
+    version = StrictIntegerField(min_value=0, error_messages={
+        "required": "version is missing: send the image version the page was opened with."})
+    boxes = BoxListField(required=False)
+    hidden = IdListField(required=False)
+    no_objects = StrictBooleanField(required=False)
+    elapsed_ms = StrictIntegerField(min_value=0, max_value=MAX_ELAPSED_MS, required=False)
+    started_at = forms.DateTimeField(required=False)
+
+    def first_error(self):
+        """(field, message) for the first problem, the field named as precisely as known."""
+        for name, errors in self.errors.as_data().items():
+            error = errors[0]
+            field = error.code if name == "boxes" and (error.code or "").startswith("boxes[") else name
+            message = error.messages[0]
+            if not message.startswith(("Box ", "An image", "boxes", "hidden", "version")):
+                message = f"{name}: {message}"
+            return field, message
+        return None
+
+
+class QueueOrderForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["review_order"]
+        labels = {"review_order": "Queue order"}
+
+
+class ImageFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Image.Status.choices])
+    label = forms.ModelChoiceField(required=False, queryset=LabelClass.objects.none(),
+                                   empty_label="Any label")
+    reviewer = forms.ModelChoiceField(required=False, queryset=get_user_model().objects.none(),
+                                      empty_label="Anyone")
+    changed = forms.BooleanField(required=False, label="Changed by reviewer")
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].queryset = project.labels.order_by("order", "name")
+        self.fields["reviewer"].queryset = get_user_model().objects.filter(
+            memberships__project=project).order_by("username")

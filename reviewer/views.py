@@ -1,0 +1,237 @@
+import statistics
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, Subquery
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.access import get_image_for_user, get_iteration_for_user, role_in
+from projects.models import Image, Membership
+from reviewer import queue
+from reviewer.forms import ImageFilterForm, PayloadError, QueueOrderForm, SubmitReviewForm, parse_json_body
+from reviewer.models import Review
+from reviewer.payload import image_payload, is_editable, labels_payload
+from reviewer.review import LeaseLost, ReviewValidationError, StaleReview, submit_review
+
+IMAGES_PER_PAGE = 50
+# Skipped images are kept out of this reviewer's next claims for a while, not forever.
+SKIP_MEMORY = 50
+
+
+def _skipped_key(iteration_id):
+    return f"reviewer:skipped:{iteration_id}"
+
+
+def _skipped(request, iteration_id):
+    return request.session.get(_skipped_key(iteration_id), [])
+
+
+def _remember_skip(request, image):
+    key = _skipped_key(image.iteration_id)
+    request.session[key] = ([image.pk] + [i for i in _skipped(request, image.iteration_id) if i != image.pk])[
+        :SKIP_MEMORY]
+
+
+def _next_response(request, iteration, now):
+    """JSON for the image that follows: the editor swaps it in without loading a page."""
+    image = queue.claim_next(iteration=iteration, user=request.user, now=now,
+                             exclude_ids=_skipped(request, iteration.pk))
+    if image is None:
+        url = reverse("reviewer:next", args=[iteration.project.slug, iteration.name])
+        return {"next": None, "next_url": url}
+    payload = image_payload(image=image, user=request.user, now=now, editable=True)
+    return {"next": payload, "next_url": payload["page_url"]}
+
+
+def _error(status, code, message, field=None):
+    return JsonResponse({"code": code, "error": message, "field": field}, status=status)
+
+
+@require_GET
+def next_image(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name)
+    image = queue.claim_next(iteration=iteration, user=request.user,
+                             exclude_ids=_skipped(request, iteration.pk))
+    if image is None and _skipped(request, iteration.pk):
+        # Only skipped images are left: offer them again rather than calling the queue empty.
+        request.session.pop(_skipped_key(iteration.pk))
+        image = queue.claim_next(iteration=iteration, user=request.user)
+    if image is not None:
+        return redirect("reviewer:image", image_id=image.pk)
+    context = {"iteration": iteration, "project": iteration.project,
+               "progress": queue.progress(iteration=iteration)}
+    return render(request, "reviewer/queue_empty.html", context)
+
+
+@require_GET
+def image_page(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    iteration, now = image.iteration, timezone.now()
+    editable = is_editable(image, request.user, now)
+    context = {
+        "image": image,
+        "iteration": iteration,
+        "project": iteration.project,
+        "editable": editable,
+        "can_reopen": _may_reopen(request.user, image),
+        "held_by_other": image.leased_by if image.leased_by_id and not editable and
+        image.lease_expires_at and image.lease_expires_at > now else None,
+        "payload": image_payload(image=image, user=request.user, now=now, editable=editable),
+        "labels": labels_payload(iteration),
+        "lease_seconds": queue.lease_seconds(),
+    }
+    return render(request, "reviewer/review.html", context)
+
+
+@require_POST
+def submit(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    try:
+        data = parse_json_body(request.body)
+    except PayloadError as error:
+        return _error(400, "invalid", error.message, error.field)
+    form = SubmitReviewForm(data)
+    if not form.is_valid():
+        field, message = form.first_error()
+        return _error(400, "invalid", message, field)
+    fields, now = form.cleaned_data, timezone.now()
+    try:
+        review = submit_review(
+            image=image, reviewer=request.user, version=fields["version"], boxes=fields["boxes"],
+            no_objects=fields["no_objects"], elapsed_ms=fields["elapsed_ms"] or 0,
+            started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
+        )
+    except ReviewValidationError as error:
+        return _error(400, "invalid", error.message, error.field)
+    except StaleReview as error:
+        return _error(409, "stale", error.message)
+    except LeaseLost as error:
+        return _error(409, "lease_lost", error.message)
+    body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
+    body.update(_next_response(request, image.iteration, now))
+    return JsonResponse(body)
+
+
+@require_POST
+def skip(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    queue.release_lease(image=image, user=request.user)
+    _remember_skip(request, image)
+    body = _next_response(request, image.iteration, timezone.now())
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(body)
+    return redirect(body["next_url"])
+
+
+@require_POST
+def renew_lease(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    expires = queue.renew_lease(image=image, user=request.user)
+    if expires is None:
+        return _error(409, "lease_lost", LeaseLost.message)
+    return JsonResponse({"lease_expires_at": expires.isoformat()})
+
+
+@require_POST
+def reopen(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    if not _may_reopen(request.user, image):
+        raise PermissionDenied("Only the project's owners can reopen an image someone else reviewed.")
+    if not queue.claim_image(image=image, user=request.user):
+        messages.error(request, "Another reviewer is working on this image; try again when they are done.")
+    return redirect("reviewer:image", image_id=image.pk)
+
+
+@require_POST
+def back(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name)
+    last = (
+        Review.objects.filter(reviewer=request.user, image__iteration=iteration)
+        .select_related("image").order_by("-submitted_at", "-id").first()
+    )
+    if last is None:
+        messages.info(request, "You have not reviewed any image in this iteration yet.")
+        return redirect("reviewer:next", slug=slug, name=name)
+    if not queue.claim_image(image=last.image, user=request.user):
+        messages.error(request, "Another reviewer is working on your last image; it opens read-only.")
+    return redirect("reviewer:image", image_id=last.image_id)
+
+
+def _may_reopen(user, image):
+    if image.status == Image.Status.PENDING or image.reviewed_by_id == user.pk:
+        return True
+    return role_in(user, image.iteration.project) == Membership.Role.OWNER
+
+
+@require_GET
+def my_work(request):
+    start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    reviews = list(
+        Review.objects.filter(reviewer=request.user, submitted_at__gte=start)
+        .select_related("image__iteration__project").order_by("-submitted_at", "-id")
+    )
+    seconds = [review.elapsed_ms / 1000 for review in reviews]
+    context = {
+        "reviews": reviews[:200],
+        "image_count": len({review.image_id for review in reviews}),
+        "review_count": len(reviews),
+        "median_seconds": statistics.median(seconds) if seconds else None,
+    }
+    return render(request, "reviewer/my_work.html", context)
+
+
+@require_GET
+def image_list(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    form = ImageFilterForm(request.GET or None, project=iteration.project)
+    images = _filtered_images(iteration, form.cleaned_data if form.is_valid() else {})
+    page = Paginator(images, IMAGES_PER_PAGE).get_page(form.cleaned_data.get("page") if form.is_bound and
+                                                       form.is_valid() else 1)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"iteration": iteration, "project": iteration.project, "form": form, "page": page,
+               "query": query.urlencode()}
+    return render(request, "reviewer/image_list.html", context)
+
+
+def _filtered_images(iteration, filters):
+    latest = Review.objects.filter(image=OuterRef("pk")).order_by("-submitted_at", "-id")
+    images = (
+        Image.objects.filter(iteration=iteration)
+        .select_related("reviewed_by")
+        .annotate(box_count=Count("boxes"), changed=Subquery(latest.values("changed")[:1]))
+        .order_by("position", "id")
+    )
+    if filters.get("status"):
+        images = images.filter(status=filters["status"])
+    if filters.get("label"):
+        images = images.filter(boxes__label=filters["label"])
+    if filters.get("reviewer"):
+        images = images.filter(reviewed_by=filters["reviewer"])
+    if filters.get("changed"):
+        images = images.filter(changed=True)
+    return images.distinct()
+
+
+@require_POST
+def queue_order(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    form = QueueOrderForm(request.POST, instance=iteration.project)
+    if form.is_valid():
+        form.save()
+    if request.htmx:
+        context = {"iteration": iteration, "project": iteration.project, "is_owner": True,
+                   "order_form": form, "saved": form.is_valid()}
+        return render(request, "projects/_iteration_review.html#queue-order", context)
+    if form.is_valid():
+        messages.success(request, f"Queue order: {iteration.project.get_review_order_display()}.")
+    else:
+        messages.error(request, "Choose one of the listed queue orders.")
+    return redirect("projects:iteration", slug=slug, name=name)
+

@@ -1,0 +1,182 @@
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from projects.models import Image
+from reviewer.models import Box, Review
+from tests.factories import (
+    image_bytes,
+    make_image,
+    make_iteration,
+    make_model_version,
+    make_project,
+    make_proposal,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def project(reviewer):
+    return make_project("logos", reviewer=reviewer)
+
+
+@pytest.fixture
+def model(project):
+    return make_model_version(project, "m1", thresholds={"aws-logo": 50, "smile-logo": 50})
+
+
+@pytest.fixture
+def iteration(project, model):
+    return make_iteration(project, "v2", model_version=model)
+
+
+def stored_image(iteration, name, **fields):
+    source = default_storage.save(f"images/{name}", ContentFile(image_bytes(320, 240)))
+    return make_image(iteration, source=source, name=name, width=320, height=240, **fields)
+
+
+def open_review(login_page, live_server, user, iteration):
+    page = login_page(user)
+    page.goto(f"{live_server.url}/review/{iteration.project.slug}/{iteration.name}/next")
+    page.wait_for_selector("#editor-svg g.box, #editor-svg")
+    return page
+
+
+def submit_with(page, key):
+    with page.expect_response(lambda r: r.url.endswith("/submit")) as response:
+        page.keyboard.press(key)
+    assert response.value.status == 200
+
+
+def boxes(image):
+    return list(Box.objects.filter(image=image).order_by("id").values_list(
+        "label__name", "left", "top", "width", "height", "origin", "relabeled"))
+
+
+def list_states(page):
+    return page.eval_on_selector_all(
+        "#box-list li", "els => els.map(e => [e.dataset.state, e.dataset.hidden])")
+
+
+def test_enter_accepts_every_proposal_and_the_next_image_appears(login_page, live_server, reviewer,
+                                                                 iteration, model):
+    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
+    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    make_proposal(first, "aws-logo", (10, 20, 100, 50), confidence=92, model_version=model)
+    make_proposal(first, "smile-logo", (150.4, 100.2, 60, 40), confidence=81, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    assert page.inner_text("#progress") == "2 of 2 left in v2"
+    assert list_states(page) == [["undecided", "false"], ["undecided", "false"]]
+
+    submit_with(page, "Enter")
+
+    page.wait_for_url(f"**/review/images/{second.pk}/")
+    assert page.inner_text("#progress") == "1 of 2 left in v2"
+    assert boxes(first) == [
+        ("aws-logo", 10.0, 20.0, 100.0, 50.0, "accepted", False),
+        ("smile-logo", 150.0, 100.0, 60.0, 40.0, "accepted", False),
+    ]
+    first.refresh_from_db()
+    assert (first.status, first.version, first.leased_by_id) == (Image.Status.REVIEWED, 1, None)
+
+
+def test_keyboard_rejects_one_box_relabels_and_moves_another(login_page, live_server, reviewer,
+                                                            iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    wrong = make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=95, model_version=model)
+    mislabeled = make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=90, model_version=model)
+    make_proposal(image, "smile-logo", (20, 150, 50, 50), confidence=85, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+
+    page.keyboard.press("Tab")
+    page.keyboard.press("x")
+    page.keyboard.press("2")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+    assert list_states(page) == [["rejected", "false"], ["adjusted", "false"], ["undecided", "false"]]
+    submit_with(page, "Enter")
+
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert boxes(image) == [
+        ("smile-logo", 152.0, 100.0, 60.0, 41.0, "adjusted", True),
+        ("smile-logo", 20.0, 150.0, 50.0, 50.0, "accepted", False),
+    ]
+    decisions = Review.objects.get(image=image).decisions
+    assert [(d["proposal"], d["verdict"]) for d in decisions] == [
+        (mislabeled.pk, "adjusted"), (decisions[1]["proposal"], "accepted"), (wrong.pk, "rejected")]
+
+
+def test_drawing_a_box_with_the_mouse_adds_it(login_page, live_server, reviewer, iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    page = open_review(login_page, live_server, reviewer, iteration)
+    page.keyboard.press("2")
+    area = page.locator("#editor-svg").bounding_box()
+    scale = area["width"] / 320
+
+    def at(x, y):
+        return area["x"] + x * scale, area["y"] + y * scale
+
+    page.mouse.move(*at(40, 30))
+    page.mouse.down()
+    page.mouse.move(*at(100, 80), steps=5)
+    page.mouse.move(*at(140, 90), steps=5)
+    page.mouse.up()
+    assert list_states(page) == [["added", "false"]]
+    submit_with(page, "Enter")
+
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert boxes(image) == [("smile-logo", 40.0, 30.0, 100.0, 60.0, "added", False)]
+
+
+def test_confidence_slider_hides_a_box_without_rejecting_it(login_page, live_server, reviewer,
+                                                           iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=90, model_version=model)
+    low = make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=30, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    slider = page.locator('[data-testid="slider-aws-logo"]')
+    assert slider.input_value() == "50"
+    assert list_states(page) == [["undecided", "false"], ["undecided", "true"]]
+    assert page.locator("#editor-svg g.box").count() == 1
+
+    slider.fill("20")
+    assert list_states(page) == [["undecided", "false"], ["undecided", "false"]]
+    assert page.locator("#editor-svg g.box").count() == 2
+    slider.fill("60")
+    assert list_states(page) == [["undecided", "false"], ["undecided", "true"]]
+    page.locator("#stage").focus()
+    submit_with(page, "Enter")
+
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert boxes(image) == [("aws-logo", 10.0, 20.0, 100.0, 50.0, "accepted", False)]
+    rejected = Review.objects.get(image=image).decisions[1]
+    assert (rejected["proposal"], rejected["verdict"], rejected["hidden"]) == (low.pk, "rejected", True)
+
+
+def test_no_objects_key_saves_the_image_as_empty(login_page, live_server, reviewer, iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=90, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    submit_with(page, "n")
+
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    image.refresh_from_db()
+    assert (image.status, image.no_objects, boxes(image)) == (Image.Status.REVIEWED, True, [])
+    assert Review.objects.get(image=image).decisions[0]["verdict"] == "rejected"
+
+
+def test_skip_gives_the_image_back_and_shows_the_next(login_page, live_server, reviewer, iteration):
+    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
+    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    assert page.url.endswith(f"/review/images/{first.pk}/")
+    with page.expect_response(lambda r: r.url.endswith("/skip")):
+        page.keyboard.press("s")
+
+    page.wait_for_url(f"**/review/images/{second.pk}/")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.leased_by_id) == (Image.Status.PENDING, None)
+    assert (second.leased_by_id, Review.objects.count()) == (reviewer.pk, 0)
