@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import manifest_views, views
+from projects import manifest_views, proposal_views, views
 
 app_name = "projects"
 
@@ -20,4 +20,12 @@ urlpatterns = [
          name="manifest-publish"),
     path("p/<slug:slug>/i/<str:name>/manifest/exports/<int:export_id>", manifest_views.manifest_export,
          name="manifest-export"),
+    path("p/<slug:slug>/i/<str:name>/proposals/", proposal_views.proposal_panel, name="proposal-panel"),
+    path("p/<slug:slug>/i/<str:name>/proposals/start", proposal_views.proposal_run_start,
+         name="proposal-run-start"),
+    path("p/<slug:slug>/i/<str:name>/proposals/runs/<int:run_id>", proposal_views.proposal_run_progress,
+         name="proposal-run"),
+    path("p/<slug:slug>/models/<int:model_id>/start", proposal_views.model_start, name="model-start"),
+    path("p/<slug:slug>/models/<int:model_id>/stop", proposal_views.model_stop, name="model-stop"),
+    path("p/<slug:slug>/models/<int:model_id>/refresh", proposal_views.model_refresh, name="model-refresh"),
 ]

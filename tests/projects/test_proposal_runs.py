@@ -143,7 +143,9 @@ def test_resume_after_a_kill_skips_done_images_and_never_duplicates(setup):
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
     done_before = set(ProposalOutcome.objects.values_list("image__name", flat=True))
-    assert done_before >= {"img-0.jpg", "img-1.jpg", "img-2.jpg"}
+    # One worker and a window of two: img-0 and img-1 were written before img-3 was even submitted;
+    # img-2 may or may not have been written when the kill arrived.
+    assert done_before >= {"img-0.jpg", "img-1.jpg"}
     assert "img-3.jpg" not in done_before
 
     # The task is run again for the same run (the worker restarted), then once more.
