@@ -111,7 +111,8 @@ class SubmitReviewForm(forms.Form):
         "required": "version is missing: send the image version the page was opened with."})
     boxes = BoxListField(required=False)
     hidden = IdListField(required=False)
-    no_objects = StrictBooleanField(required=False)
+    # HiddenInput hands the raw JSON value to the field; a checkbox widget would coerce "yes" to True.
+    no_objects = StrictBooleanField(required=False, widget=forms.HiddenInput)
     elapsed_ms = StrictIntegerField(min_value=0, max_value=MAX_ELAPSED_MS, required=False)
     started_at = forms.DateTimeField(required=False)
 

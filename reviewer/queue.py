@@ -111,7 +111,8 @@ def claim_image(*, image, user, now=None):
 
 def renew_lease(*, image, user, now=None):
     """Extend the reviewer's lease; None when another reviewer has taken the image meanwhile."""
-    return lease_expiry(now or timezone.now()) if claim_image(image=image, user=user, now=now) else None
+    now = now or timezone.now()
+    return lease_expiry(now) if claim_image(image=image, user=user, now=now) else None
 
 
 def release_lease(*, image, user):

@@ -72,9 +72,8 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
     boxes = list(boxes)
     _check_shape(boxes, no_objects)
     proposals = _current_proposals(image)
-    label_ids = set(
-        LabelClass.objects.filter(project_id=image.iteration.project_id).values_list("id", flat=True)
-    )
+    project_labels = LabelClass.objects.filter(project_id=image.iteration.project_id).order_by()
+    label_ids = set(project_labels.values_list("id", flat=True))
     rows, decisions = _resolve(image, boxes, proposals, label_ids, reviewer, now)
     decisions += _rejections(proposals, {row.proposal_id for row in rows}, set(hidden_proposal_ids))
     with transaction.atomic():
