@@ -18,13 +18,15 @@ SHOWN_FAILURES = 10
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-def panel_context(request, iteration, *, form=None, error=""):
+def panel_context(request, iteration, *, form=None, error="", is_owner=None):
     project = iteration.project
     run = iteration.proposal_runs.select_related("model_version").first()
+    if is_owner is None:
+        is_owner = role_in(request.user, project) == Membership.Role.OWNER
     return {
         "project": project,
         "iteration": iteration,
-        "is_owner": role_in(request.user, project) == Membership.Role.OWNER,
+        "is_owner": is_owner,
         "form": form or StartProposalRunForm(project=project, initial=_initial(iteration)),
         "error": error,
         "shown_model": iteration.model_version,
@@ -51,14 +53,6 @@ def run_context(run):
         "more_failures": max(run.failed - SHOWN_FAILURES, 0),
         "skipped_labels": run.outcomes.filter(ok=True).exclude(error="").count(),
     }
-
-
-@require_GET
-def proposal_panel(request, slug, name):
-    iteration = get_iteration_for_user(request.user, slug, name)
-    if not request.htmx:
-        return redirect("projects:iteration", slug=slug, name=name)
-    return render(request, PANEL_TEMPLATE, panel_context(request, iteration))
 
 
 @require_POST

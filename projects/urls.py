@@ -20,7 +20,6 @@ urlpatterns = [
          name="manifest-publish"),
     path("p/<slug:slug>/i/<str:name>/manifest/exports/<int:export_id>", manifest_views.manifest_export,
          name="manifest-export"),
-    path("p/<slug:slug>/i/<str:name>/proposals/", proposal_views.proposal_panel, name="proposal-panel"),
     path("p/<slug:slug>/i/<str:name>/proposals/start", proposal_views.proposal_run_start,
          name="proposal-run-start"),
     path("p/<slug:slug>/i/<str:name>/proposals/runs/<int:run_id>", proposal_views.proposal_run_progress,

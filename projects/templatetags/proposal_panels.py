@@ -10,7 +10,8 @@ register = template.Library()
 
 @register.inclusion_tag("projects/proposal_panel.html", takes_context=True)
 def proposal_panel(context):
-    panel = panel_context(context["request"], context["iteration"])
+    # The iteration page already knows the user's role: no second query for it.
+    panel = panel_context(context["request"], context["iteration"], is_owner=context.get("is_owner"))
     return {**panel, "csrf_token": context.get("csrf_token")}
 
 

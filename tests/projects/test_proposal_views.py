@@ -162,7 +162,7 @@ def test_an_active_run_keeps_polling(client, reviewer, iteration, model):
 def test_access_rules(client, iteration, model, reviewer):
     run = _finished_run(iteration, model)
     urls_get = [
-        reverse("projects:proposal-panel", args=["logos", "v2"]),
+        reverse("projects:iteration", args=["logos", "v2"]),
         reverse("projects:proposal-run", args=["logos", "v2", run.pk]),
     ]
     urls_post = [
