@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.db import connections
+
 from projects.manifest_checks import ManifestValidator, ValidationReport
 from projects.models import Image, Proposal
 from reviewer.models import Box
@@ -37,13 +39,27 @@ class ManifestOptions:
 
 @dataclass
 class ManifestRecord:
-    """One exported line: the object (for the validator and the split) and its JSON text."""
+    """One exported line: its JSON text and the facts the validator needs, without re-parsing."""
 
     image_id: int
-    obj: dict
     text: str
+    source_ref: str
+    width: int
+    height: int
+    boxes: list  # (class_id, left, top, width, height) integer pixels, as exported
     file_size: int = 0
     image_format: str = ""
+
+    @property
+    def obj(self):
+        return json.loads(self.text)
+
+    def validate(self, validator, class_names):
+        validator.add_image(
+            source=self.source_ref, width=self.width, height=self.height, boxes=self.boxes,
+            class_names=class_names, length=len(self.text), file_size=self.file_size,
+            image_format=self.image_format,
+        )
 
 
 @dataclass
@@ -61,7 +77,14 @@ def format_creation_date(moment):
     """UTC without an offset, as Ground Truth writes it: 2026-11-28T10:15:03.123456."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return moment.isoformat(timespec="microseconds")
+
+
+def _edge(value, limit):
+    # Half up, then into 0..limit. int() truncates towards zero, which only differs from floor
+    # below zero, where the clamp takes over anyway.
+    value = int(value + 0.5)
+    return 0 if value < 0 else limit if value > limit else value
 
 
 def clamp_box(left, top, width, height, frame_width, frame_height):
@@ -69,10 +92,10 @@ def clamp_box(left, top, width, height, frame_width, frame_height):
 
     Rounding the edges (not the size) keeps a box's right and bottom where the reviewer drew them.
     """
-    x0 = min(max(int(left + 0.5), 0), frame_width)
-    y0 = min(max(int(top + 0.5), 0), frame_height)
-    x1 = min(max(int(left + width + 0.5), 0), frame_width)
-    y1 = min(max(int(top + height + 0.5), 0), frame_height)
+    x0 = _edge(left, frame_width)
+    y0 = _edge(top, frame_height)
+    x1 = _edge(left + width, frame_width)
+    y1 = _edge(top + height, frame_height)
     if x1 <= x0:
         x0, x1 = (x0, x0 + 1) if x0 < frame_width else (frame_width - 1, frame_width)
     if y1 <= y0:
@@ -124,6 +147,47 @@ def dumps(obj):
     return json.dumps(obj)
 
 
+_ANNOTATION = '{"class_id": %d, "left": %d, "top": %d, "width": %d, "height": %d}'
+_LINE = (
+    '{"source-ref": %s, "' + ATTRIBUTE + '": {"image_size": [{"width": %d, "height": %d, "depth": %d}], '
+    '"annotations": [%s]}, "' + METADATA + '": {"objects": [%s], "class-map": {%s}, '
+    '"type": "' + DETECTION_TYPE + '", "human-annotated": "%s", "creation-date": "%s", "job-name": %s}}'
+)
+
+
+class LineFormatter:
+    """The JSON text of build_line's object, written from precomputed pieces.
+
+    Exports spend most of their time serialising; formatting the fixed parts once per export is
+    about twice as fast as json.dumps on a fresh dict per line. Tests hold it equal to
+    dumps(build_line(...)).
+    """
+
+    def __init__(self, *, class_names, job):
+        self._entries = {class_id: f'"{class_id}": {dumps(name)}' for class_id, name in class_names.items()}
+        self._class_maps = {}
+        self._job = dumps(job)
+
+    def clamped(self, boxes, width, height):
+        """(class_id, left, top, width, height) in integer pixels inside the frame."""
+        return [(class_id, *clamp_box(left, top, box_width, box_height, width, height))
+                for class_id, left, top, box_width, box_height, _confidence in boxes]
+
+    def text(self, *, source_ref, width, height, depth, boxes, clamped, human_annotated, creation_date):
+        """boxes: as for build_line (for the confidences); clamped: self.clamped(boxes, ...)."""
+        used = tuple(sorted({box[0] for box in clamped}))
+        class_map = self._class_maps.get(used)
+        if class_map is None:
+            class_map = self._class_maps[used] = ", ".join(self._entries[class_id] for class_id in used)
+        objects = ", ".join([
+            '{"confidence": 1}' if box[5] == 1 and type(box[5]) is int else
+            f'{{"confidence": {dumps(box[5])}}}' for box in boxes
+        ])
+        annotations = ", ".join([_ANNOTATION % box for box in clamped])
+        return _LINE % (dumps(source_ref), width, height, depth, annotations, objects, class_map,
+                        "yes" if human_annotated else "no", creation_date, self._job)
+
+
 def storage_prefix(iteration):
     """Where image imports store an iteration's local files (see projects.imports)."""
     return f"images/{iteration.project.slug}/{iteration.name}/"
@@ -154,21 +218,39 @@ def _thresholds_by_label(model_version, labels):
     return {label.pk: float(thresholds.get(label.name, DEFAULT_THRESHOLD)) for label in labels}
 
 
-def _boxes_by_image(image_ids):
+def _rows(queryset):
+    """All rows of a values_list queryset as plain tuples.
+
+    The ORM builds the SQL; running it on a cursor skips per-row model machinery, which matters at
+    a million boxes. Only float and integer columns go through here, which need no converters.
+    """
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    sql, params = compiler.as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _boxes_by_image(image_ids, ids):
     grouped = {}
-    rows = (
+    rows = _rows(
         Box.objects.filter(image_id__in=image_ids)
         .order_by("image_id", "id")
         .values_list("image_id", "label_id", "left", "top", "width", "height")
     )
     for image_id, label_id, left, top, width, height in rows:
-        grouped.setdefault(image_id, []).append((label_id, left, top, width, height, 1))
+        box = (ids[label_id], left, top, width, height, 1)
+        found = grouped.get(image_id)
+        if found is None:
+            grouped[image_id] = [box]
+        else:
+            found.append(box)
     return grouped
 
 
-def _proposals_by_image(image_ids, model_version, thresholds):
+def _proposals_by_image(image_ids, ids, model_version, thresholds):
     grouped = {}
-    rows = (
+    rows = _rows(
         Proposal.objects.filter(image_id__in=image_ids, model_version=model_version, left__isnull=False)
         .order_by("image_id", "-confidence", "id")
         .values_list("image_id", "label_id", "left", "top", "width", "height", "confidence")
@@ -176,7 +258,7 @@ def _proposals_by_image(image_ids, model_version, thresholds):
     for image_id, label_id, left, top, width, height, confidence in rows:
         if confidence >= thresholds[label_id]:
             grouped.setdefault(image_id, []).append(
-                (label_id, left, top, width, height, round(confidence / 100, 4))
+                (ids[label_id], left, top, width, height, round(confidence / 100, 4))
             )
     return grouped
 
@@ -221,26 +303,32 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
         )
     thresholds = _thresholds_by_label(model_version, labels) if model_version else {}
     resolve = source_resolver(iteration)
-    job = job_name(iteration)
+    formatter = LineFormatter(class_names=names, job=job_name(iteration))
     fallback_date = format_creation_date(now or datetime.now(UTC))
     reviewed = Image.Status.REVIEWED
     for chunk in _image_rows(iteration, options, chunk_size):
-        boxes = _boxes_by_image([row[0] for row in chunk if row[5] == reviewed])
+        boxes = _boxes_by_image([row[0] for row in chunk if row[5] == reviewed], ids)
         pending = [row[0] for row in chunk if row[5] != reviewed]
-        proposals = _proposals_by_image(pending, model_version, thresholds) if pending else {}
+        proposals = _proposals_by_image(pending, ids, model_version, thresholds) if pending else {}
         for image_id, source, width, height, depth, status, _empty, reviewed_at, size, fmt in chunk:
             human = status == reviewed
             found = boxes.get(image_id, ()) if human else proposals.get(image_id, ())
             if not found and not (human and include_empty):
                 continue
-            obj = build_line(
-                source_ref=resolve(source), width=width, height=height, depth=depth,
-                boxes=[(ids[label_id], *rest) for label_id, *rest in found], class_names=names,
-                human_annotated=human,
+            source_ref = resolve(source)
+            clamped = formatter.clamped(found, width, height)
+            text = formatter.text(
+                source_ref=source_ref, width=width, height=height, depth=depth, boxes=found,
+                clamped=clamped, human_annotated=human,
                 creation_date=format_creation_date(reviewed_at) if reviewed_at else fallback_date,
-                job=job,
             )
-            yield ManifestRecord(image_id, obj, dumps(obj), size, fmt)
+            yield ManifestRecord(image_id, text, source_ref, width, height, clamped, size, fmt)
+
+
+def class_names(iteration):
+    """{class_id: label name} for the iteration's project, as the exporter numbers them."""
+    return dict(enumerate(iteration.project.labels.order_by("order", "name", "id")
+                          .values_list("name", flat=True)))
 
 
 def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=True,
@@ -261,6 +349,7 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
     caller decides what to do with a file that has errors (file exports delete it).
     """
     validator = ManifestValidator(check_duplicates=False)
+    names = class_names(iteration)
     total = _count_candidates(iteration, include_unreviewed) if progress else 0
     result = ExportResult()
     for done, record in enumerate(
@@ -272,10 +361,7 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
     ):
         out.write(record.text)
         out.write("\n")
-        validator.add_record(
-            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format,
-            well_formed=True,
-        )
+        record.validate(validator, names)
         if progress and done % 1000 == 0:
             progress(min(done, total), total)
     result.report = validator.report()
@@ -289,14 +375,12 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
 def validate_export(*, iteration, include_unreviewed=False, include_empty=True, chunk_size=CHUNK_SIZE):
     """The validation report of an export without writing it anywhere."""
     validator = ManifestValidator(check_duplicates=False)
+    names = class_names(iteration)
     for record in iter_manifest_records(
         iteration=iteration, include_unreviewed=include_unreviewed, include_empty=include_empty,
         chunk_size=chunk_size,
     ):
-        validator.add_record(
-            record.obj, len(record.text), file_size=record.file_size, image_format=record.image_format,
-            well_formed=True,
-        )
+        record.validate(validator, names)
     return validator.report()
 
 

@@ -149,7 +149,6 @@ class ManifestValidator:
         self._issues = {}
         self._seen = set() if check_duplicates else None
         self._invalid = False
-        self._well_formed = False
 
     # Feeding
 
@@ -168,14 +167,8 @@ class ManifestValidator:
         self.add_record(obj, len(text), line_number=line_number,
                         byte_count=len(text.encode("utf-8")))
 
-    def add_record(self, obj, length, *, file_size=0, image_format="", line_number=None,
-                   byte_count=None, well_formed=False):
-        """obj: one parsed line; length: its JSON text's length in characters.
-
-        well_formed: the line comes from Loupe's own builder, whose output has the right shape by
-        construction, so only Rekognition's rules are applied (it halves the cost of an export).
-        """
-        self._well_formed = well_formed
+    def add_record(self, obj, length, *, file_size=0, image_format="", line_number=None, byte_count=None):
+        """obj: one parsed line of any origin; length: its JSON text's length in characters."""
         self._start(length, byte_count)
         number = line_number or self._report.lines
         source = obj.get("source-ref") if isinstance(obj, dict) else None
@@ -196,6 +189,20 @@ class ManifestValidator:
             self._flag("several-attributes", f"{where}: {', '.join(attributes)}")
         for attribute in attributes:
             self._check_attribute(obj, attribute, where)
+        self._finish()
+
+    def add_image(self, *, source, width, height, boxes, class_names, length, file_size=0, image_format=""):
+        """A line Loupe's exporter built, described without parsing it back.
+
+        boxes: (class_id, left, top, width, height) integer pixels; class_names: {class_id: name}.
+        The exporter's lines have the right shape by construction, so only Rekognition's rules apply.
+        """
+        self._start(length)
+        where = f"line {self._report.lines} ({source})"
+        if length > MAX_LINE_CHARS:
+            self._flag("line-too-long", f"{where}: {length:,} characters")
+        self._check_source(source, where, image_format, file_size)
+        self._check_image(where, width, height, boxes, class_names)
         self._finish()
 
     # Per line
@@ -242,48 +249,45 @@ class ManifestValidator:
             self._flag("image-too-large", f"{where}: {file_size / 1024 / 1024:.1f} MB")
 
     def _check_attribute(self, obj, attribute, where):
-        problem = None if self._well_formed else attribute_problem(obj, attribute)
+        problem = attribute_problem(obj, attribute)
+        if not problem and not all(_is_int(box[key]) for box in obj[attribute]["annotations"]
+                                   for key in BOX_KEYS):
+            problem = "box pixels must be integers"
         if problem:
-            self._flag("malformed", f"{where}: {problem}")
+            self._flag("malformed", f"{where}: {attribute}: {problem}")
             return
-        body, metadata = obj[attribute], obj[attribute + "-metadata"]
-        size = body["image_size"][0]
-        width, height = size["width"], size["height"]
+        size = obj[attribute]["image_size"][0]
+        class_map = obj[attribute + "-metadata"]["class-map"]
+        boxes = [(box["class_id"], box["left"], box["top"], box["width"], box["height"])
+                 for box in obj[attribute]["annotations"]]
+        names = {box[0]: class_map[str(box[0])] for box in boxes}
+        self._check_image(where, size["width"], size["height"], boxes, names)
+
+    def _check_image(self, where, width, height, boxes, class_names):
         if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE or \
                 max(width, height) > MAX_ASPECT * min(width, height):
             self._flag("image-dimensions", f"{where}: {width}x{height}")
-        annotations = body["annotations"]
-        floats = () if self._well_formed else [
-            box for box in annotations if not all(_is_int(box[key]) for key in BOX_KEYS)
-        ]
-        if floats:
-            self._flag("malformed", f"{where}: box pixels must be integers ({len(floats)} are not)")
-            return
-        if not annotations:
+        if not boxes:
             self._report.empty += 1
             self._flag("empty", where)
             return
-        if len(annotations) > MAX_BOXES:
-            self._flag("too-many-boxes", f"{where}: {len(annotations)} boxes")
-        self._check_boxes(annotations, metadata["class-map"], width, height, where)
-
-    def _check_boxes(self, annotations, class_map, width, height, where):
+        if len(boxes) > MAX_BOXES:
+            self._flag("too-many-boxes", f"{where}: {len(boxes)} boxes")
         scale = min(1.0, SCALED_SIDE / max(width, height))
         labels = self._report.labels
         outside = tiny = 0
         long_names = []
-        for box in annotations:
-            name = class_map[str(box["class_id"])]
+        for class_id, left, top, box_width, box_height in boxes:
+            name = class_names[class_id]
             labels[name] = labels.get(name, 0) + 1
             if len(name) > MAX_LABEL_NAME:
                 long_names.append(name)
-            left, top, box_width, box_height = box["left"], box["top"], box["width"], box["height"]
             if left < 0 or top < 0 or box_width <= 0 or box_height <= 0 or \
                     left + box_width > width or top + box_height > height:
                 outside += 1
             elif box_width * scale <= 1 or box_height * scale <= 1:
                 tiny += 1
-        self._report.boxes += len(annotations)
+        self._report.boxes += len(boxes)
         if outside:
             self._flag("box-outside", where, outside)
         if tiny:
