@@ -258,6 +258,10 @@ def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=
         backend = backend or backend_for(run.model_version)
     except ModelNotReady as error:
         return _finish(run, RunStatus.STOPPED, str(error))
+    except Exception as error:
+        # Without this the row would say "queued" forever while the task has failed.
+        _finish(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
     _begin(run)
     try:
         status, error = _process(run, backend, batch_size, progress)

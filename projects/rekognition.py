@@ -111,7 +111,10 @@ class RekognitionBackend:
                 f"'manage.py sync_models {model_version.project.slug}'"
             )
         self.model_version = model_version
-        self.client = client or _client_for(model_version)
+        try:
+            self.client = client or _client_for(model_version)
+        except BotoCoreError as error:
+            raise ModelNotReady(f"cannot set up the Rekognition client: {error}") from error
         self.sleep = sleep
         self.jitter = jitter
         self.max_attempts = max_attempts

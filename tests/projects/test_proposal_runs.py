@@ -282,3 +282,19 @@ def test_start_proposal_run_enqueues_the_task(setup, monkeypatch):
     run = start_proposal_run(iteration=iteration, model_version=model, concurrency=3)
     assert (run.status, run.done, run.concurrency) == (RunStatus.SUCCEEDED, 5, 3)
     assert run.task_id != ""
+
+
+def test_a_backend_that_cannot_be_built_fails_the_run_visibly(setup, monkeypatch):
+    iteration, images, model = setup
+    from projects import proposals
+
+    def broken(model_version):
+        raise RuntimeError("detector file is corrupt")
+
+    monkeypatch.setattr(proposals, "backend_for", broken)
+    run = _run(iteration, model)
+    with pytest.raises(RuntimeError):
+        run_proposals(run=run)
+    run.refresh_from_db()
+    assert (run.status, run.error) == (RunStatus.FAILED, "RuntimeError: detector file is corrupt")
+    assert run.finished_at is not None

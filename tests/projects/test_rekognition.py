@@ -7,6 +7,7 @@ from botocore.stub import Stubber
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from projects import rekognition
 from projects.models import ModelVersion, ProposalOutcome, RunStatus
 from projects.proposals import (
     Detection,
@@ -379,4 +380,19 @@ def test_sync_needs_the_project_arn(model):
         sync_model_versions(project=model.project, client=object())
     assert str(info.value) == (
         "project 'logos' has no Rekognition project ARN: set it in the project settings"
+    )
+
+
+def test_a_client_that_cannot_be_created_stops_the_run(model, monkeypatch):
+    from botocore.exceptions import ProfileNotFound
+
+    def no_profile(region=None):
+        raise ProfileNotFound(profile="labs")
+
+    monkeypatch.setattr(rekognition, "get_client", no_profile)
+    iteration, images = _images(model, 2)
+    run = run_proposals(run=create_proposal_run(iteration=iteration, model_version=model, concurrency=1))
+    assert (run.status, run.error) == (
+        RunStatus.STOPPED,
+        "cannot set up the Rekognition client: The config profile (labs) could not be found",
     )
