@@ -18,7 +18,8 @@ DEFAULT_SEED = 20261128
 # The three sets of the original workflow: a small labeled set, a larger one to review, a test set.
 SET_SIZES = {"v1": 8, "v2": 30, "test": 20}
 REDUCED_SET_SIZES = {"v1": 4, "v2": 6, "test": 4}
-SOURCE_BUCKET = "loupe-demo"
+# Image names are unique across the sets, so one published address serves all of them.
+PUBLISHED_IMAGES_URI = "s3://loupe-demo-images/"
 LABEL_ATTRIBUTE = "bounding-box"
 FRAME_SIZES = ((640, 480), (800, 600), (1024, 768), (768, 576), (960, 720))
 NAVY = (62, 47, 35)  # BGR, as everything OpenCV draws
@@ -293,8 +294,10 @@ def manifest_line(image, *, source_ref, job_name, created):
     }
 
 
-def source_ref(set_name, image_name):
-    return f"s3://{SOURCE_BUCKET}/{set_name}/{image_name}"
+def source_ref(image_name):
+    """Where the image would live once copied to S3: the project's published images address plus
+    its name, which is how Loupe's manifest importer finds the locally stored copy."""
+    return f"{PUBLISHED_IMAGES_URI}{image_name}"
 
 
 def write_set(*, folder, set_name, count, seed=DEFAULT_SEED, created=None):
@@ -310,7 +313,7 @@ def write_set(*, folder, set_name, count, seed=DEFAULT_SEED, created=None):
     # A fixed creation date keeps the manifest byte-for-byte reproducible for one seed.
     created = created or datetime(2026, 1, 1, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     lines = [
-        json.dumps(manifest_line(image, source_ref=source_ref(set_name, image.name),
+        json.dumps(manifest_line(image, source_ref=source_ref(image.name),
                                  job_name=f"loupe/demo/{set_name}", created=created))
         for image in images
     ]

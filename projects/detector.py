@@ -210,8 +210,9 @@ def confidence(score, background):
 
 # -- training: measure each exemplar on the other training images ----------------------------------
 
-def learn(samples):
-    """samples: list of (grey array, [(label, box)]) -> ExemplarSet."""
+def learn(samples, progress=None):
+    """samples: list of (grey array, [(label, box)]) -> ExemplarSet; progress(done, total) is
+    called as exemplars are measured (the slow part)."""
     by_label = {}
     for index, (grey, boxes) in enumerate(samples):
         for label, box in boxes:
@@ -223,10 +224,15 @@ def learn(samples):
         for label, found in by_label.items()
     }
     pyramids = [Pyramid(grey) for grey, _ in samples]
-    kept = []
+    total, done, kept = sum(len(found) for found in by_label.values()), 0, []
     for label in sorted(by_label):
         size_range = (max(MIN_OBJECT_SIDE, sides[label][0] / SIZE_MARGIN), sides[label][1] * SIZE_MARGIN)
-        measured = [_measure(exemplar, samples, pyramids, size_range) for exemplar in by_label[label]]
+        measured = []
+        for exemplar in by_label[label]:
+            measured.append(_measure(exemplar, samples, pyramids, size_range))
+            done += 1
+            if progress:
+                progress(done, total)
         kept.extend(_select(measured))
     return ExemplarSet(tuple(kept), sides)
 

@@ -28,3 +28,19 @@ def run_proposal_run(*, run_id):
     run = proposals.run_proposals(run=run)
     logger.info("proposal run %s: %s, %s done, %s failed", run.pk, run.status, run.done, run.failed)
     return {"status": run.status, "done": run.done, "failed": run.failed, "error": run.error}
+
+
+@task()
+def train_local_model(*, run_id, iteration_ids, name, held_out_id=None):
+    # Imported here so processes that never train do not load the detector's numeric stack.
+    from projects import training
+    from projects.models import TrainingRun
+
+    run = TrainingRun.objects.select_related("project").get(pk=run_id)
+    by_id = Iteration.objects.in_bulk([*iteration_ids, *([held_out_id] if held_out_id else [])])
+    run = training.run_training(
+        run=run, iterations=[by_id[pk] for pk in iteration_ids], name=name,
+        held_out=by_id.get(held_out_id),
+    )
+    logger.info("training run %s: %s %s", run.pk, run.status, run.error or run.message)
+    return {"status": run.status, "model_version": run.model_version_id, "error": run.error}

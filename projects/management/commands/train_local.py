@@ -1,0 +1,45 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from projects.progress import ProgressBar
+from projects.provisioning import ProjectSetupError, find_project
+from projects.training import TrainingError, train_local_model
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a local model version (Loupe's offline detector) from reviewed iterations, e.g. "
+        "train_local logos --from v1,v2 --name v2 --held-out test. With --held-out, per-label "
+        "thresholds and the F1 are measured on that iteration."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("--from", dest="sources", required=True, metavar="ITER[,ITER]",
+                            help="iterations whose reviewed boxes train the model")
+        parser.add_argument("--name", required=True, help="name of the new model version (e.g. v2)")
+        parser.add_argument("--held-out", metavar="ITER", help="reviewed iteration to measure F1 on")
+
+    def handle(self, *args, project, sources, name, held_out, **options):
+        try:
+            found = find_project(project)
+            iterations = [_iteration(found, ref) for ref in sources.split(",") if ref.strip()]
+            held = _iteration(found, held_out) if held_out else None
+            model = train_local_model(
+                project=found, iterations=iterations, name=name, held_out=held,
+                progress=ProgressBar("Measuring exemplars"),
+            )
+        except (ProjectSetupError, TrainingError) as error:
+            raise CommandError(str(error)) from None
+        f1 = f"F1 {model.f1:.3f} on {held.name}" if model.f1 is not None else "no held-out F1"
+        thresholds = ", ".join(f"{label} {value:.0f}" for label, value in sorted(model.thresholds.items()))
+        self.stdout.write(self.style.SUCCESS(
+            f"Model {found.slug}:{model.name} is ready: {model.training_images} training images, "
+            f"{f1}; thresholds {thresholds}."
+        ))
+
+
+def _iteration(project, name):
+    iteration = project.iterations.filter(name=name.strip()).first()
+    if iteration is None:
+        raise ProjectSetupError(f"project {project.slug!r} has no iteration {name.strip()!r}")
+    return iteration
