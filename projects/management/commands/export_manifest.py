@@ -1,3 +1,5 @@
+from argparse import ArgumentTypeError
+
 from django.core.management.base import BaseCommand, CommandError
 
 from projects.manifest import ManifestError
@@ -10,9 +12,9 @@ def fraction(value):
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a number") from None
+        raise ArgumentTypeError(f"{value!r} is not a number; use e.g. 0.2") from None
     if not 0 < number < 1:
-        raise ValueError("must be between 0 and 1, e.g. 0.2")
+        raise ArgumentTypeError(f"{value} must be between 0 and 1, e.g. 0.2")
     return number
 
 
