@@ -194,3 +194,19 @@ def test_a_failed_publish_is_recorded_and_leaves_no_object(client, owner, iterat
     assert export.error.startswith(
         "publishing to s3://missing-bucket/manifests/ failed: bucket does not exist")
     assert export.uri == ""
+
+
+def test_publish_refuses_an_output_bucket_of_another_owner(owner, iteration, s3, monkeypatch):
+    from projects import s3 as s3_module
+    from projects.manifest import ManifestError
+    from projects.manifest_publish import publish_to_s3
+
+    s3.create_bucket(Bucket="out-bucket")
+    iteration.project.output_location = "s3://out-bucket/m/"
+    iteration.project.save()
+    owners = {"my-bucket": "account-a", "out-bucket": "account-b"}
+    monkeypatch.setattr(s3_module, "bucket_owner", lambda bucket, region=None: owners[bucket])
+    with pytest.raises(ManifestError, match="bucket my-bucket and the output bucket out-bucket have"):
+        publish_to_s3(iteration=iteration, user=owner)
+    assert "Contents" not in s3.list_objects_v2(Bucket="out-bucket")
+    assert Export.objects.get().status == RunStatus.FAILED
