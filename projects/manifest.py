@@ -29,15 +29,6 @@ class ManifestError(Exception):
 
 
 @dataclass
-class ManifestOptions:
-    include_unreviewed: bool = False
-    include_empty: bool = True
-
-    def as_dict(self):
-        return {"include_unreviewed": self.include_unreviewed, "include_empty": self.include_empty}
-
-
-@dataclass
 class ManifestRecord:
     """One exported line: its JSON text and the facts the validator needs, without re-parsing."""
 
@@ -233,6 +224,8 @@ def _rows(queryset):
 
 def _boxes_by_image(image_ids, ids):
     grouped = {}
+    if not image_ids:
+        return grouped
     rows = _rows(
         Box.objects.filter(image_id__in=image_ids)
         .order_by("image_id", "id")
@@ -263,9 +256,9 @@ def _proposals_by_image(image_ids, ids, model_version, thresholds):
     return grouped
 
 
-def _image_rows(iteration, options, chunk_size):
+def _image_rows(iteration, include_unreviewed, chunk_size):
     images = Image.objects.filter(iteration=iteration)
-    if not options.include_unreviewed:
+    if not include_unreviewed:
         images = images.filter(status=Image.Status.REVIEWED)
     rows = images.order_by("position", "id").values_list(
         "id", "source", "width", "height", "depth", "status", "no_objects", "reviewed_at",
@@ -290,7 +283,6 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
     carry the proposals of the iteration's model above each label's threshold (human-annotated
     "no"); those without any such proposal are left out, since nobody has said they are empty.
     """
-    options = ManifestOptions(include_unreviewed=include_unreviewed, include_empty=include_empty)
     project = iteration.project
     labels = list(project.labels.order_by("order", "name", "id"))
     ids = class_ids(labels)
@@ -306,7 +298,7 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
     formatter = LineFormatter(class_names=names, job=job_name(iteration))
     fallback_date = format_creation_date(now or datetime.now(UTC))
     reviewed = Image.Status.REVIEWED
-    for chunk in _image_rows(iteration, options, chunk_size):
+    for chunk in _image_rows(iteration, include_unreviewed, chunk_size):
         boxes = _boxes_by_image([row[0] for row in chunk if row[5] == reviewed], ids)
         pending = [row[0] for row in chunk if row[5] != reviewed]
         proposals = _proposals_by_image(pending, ids, model_version, thresholds) if pending else {}

@@ -172,6 +172,18 @@ def test_include_unreviewed_exports_proposals_above_each_threshold_as_machine_la
     assert by_source["s3://b/reviewed.jpg"]["bounding-box-metadata"]["human-annotated"] == "yes"
 
 
+def test_include_unreviewed_with_only_unreviewed_images(iteration):
+    model = make_model_version(iteration.project, "v1")
+    iteration.model_version = model
+    iteration.save()
+    pending = make_image(iteration, source="s3://b/pending.jpg")
+    make_proposal(pending, "smile-logo", (30, 30, 50, 50), confidence=100.0, model_version=model)
+    line = json.loads(export_text(iteration, include_unreviewed=True, now=REVIEWED_AT))
+    assert line["bounding-box"]["annotations"] == [
+        {"class_id": 1, "left": 30, "top": 30, "width": 50, "height": 50}]
+    assert line["bounding-box-metadata"]["objects"] == [{"confidence": 1.0}]
+
+
 def test_include_unreviewed_without_a_model_version_is_refused(iteration):
     with pytest.raises(ManifestError, match="has no model version"):
         export_text(iteration, include_unreviewed=True)
