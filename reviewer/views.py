@@ -4,6 +4,7 @@ from datetime import datetime, time
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -38,10 +39,13 @@ def _remember_skip(request, image):
         :SKIP_MEMORY]
 
 
-def _next_response(request, iteration, now):
+def _claim_following(request, iteration, now):
+    return queue.claim_next(iteration=iteration, user=request.user, now=now,
+                            exclude_ids=_skipped(request, iteration.pk))
+
+
+def _next_response(request, iteration, image, now):
     """JSON for the image that follows: the editor swaps it in without loading a page."""
-    image = queue.claim_next(iteration=iteration, user=request.user, now=now,
-                             exclude_ids=_skipped(request, iteration.pk))
     if image is None:
         url = reverse("reviewer:next", args=[iteration.project.slug, iteration.name])
         return {"next": None, "next_url": url}
@@ -102,11 +106,14 @@ def submit(request, image_id):
         return _error(400, "invalid", message, field)
     fields, now = form.cleaned_data, timezone.now()
     try:
-        review = submit_review(
-            image=image, reviewer=request.user, version=fields["version"], boxes=fields["boxes"],
-            no_objects=fields["no_objects"], elapsed_ms=fields["elapsed_ms"] or 0,
-            started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
-        )
+        # One commit for "save this, give me the next": on SQLite a commit is an fsync.
+        with transaction.atomic():
+            review = submit_review(
+                image=image, reviewer=request.user, version=fields["version"], boxes=fields["boxes"],
+                no_objects=fields["no_objects"], elapsed_ms=fields["elapsed_ms"] or 0,
+                started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
+            )
+            following = _claim_following(request, image.iteration, now)
     except ReviewValidationError as error:
         return _error(400, "invalid", error.message, error.field)
     except StaleReview as error:
@@ -114,16 +121,19 @@ def submit(request, image_id):
     except LeaseLost as error:
         return _error(409, "lease_lost", error.message)
     body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
-    body.update(_next_response(request, image.iteration, now))
+    body.update(_next_response(request, image.iteration, following, now))
     return JsonResponse(body)
 
 
 @require_POST
 def skip(request, image_id):
     image = get_image_for_user(request.user, image_id)
-    queue.release_lease(image=image, user=request.user)
+    now = timezone.now()
     _remember_skip(request, image)
-    body = _next_response(request, image.iteration, timezone.now())
+    with transaction.atomic():
+        queue.release_lease(image=image, user=request.user)
+        following = _claim_following(request, image.iteration, now)
+    body = _next_response(request, image.iteration, following, now)
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse(body)
     return redirect(body["next_url"])

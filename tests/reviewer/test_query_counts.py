@@ -17,8 +17,9 @@ SIZES = [10, 10_000]
 # claim: own lease? + savepoint, pick, lease, release; submit: proposals, labels, savepoint,
 # version update, delete boxes, insert boxes, insert review, release.
 CLAIM_AND_SUBMIT_QUERIES = 13
-# The view adds the session, user, access checks, and the next image's claim and payload.
-SUBMIT_VIEW_QUERIES = 21
+# The view adds the session, user, access checks, one enclosing transaction (a savepoint inside the
+# test's own), and the next image's claim and payload.
+SUBMIT_VIEW_QUERIES = 23
 
 
 def populate(size, reviewer):

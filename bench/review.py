@@ -1,0 +1,243 @@
+"""Benchmark: server time of the review loop (claim the next image, save its review) at scale.
+
+Builds one iteration of 100,000 pending images with 500,000 proposals (5 per image) in a throwaway
+database: a temporary SQLite file by default, or with --database-url postgres://.../NAME the
+database NAME, dropped and recreated on that server and dropped again at the end. Then it plays a
+reviewer for --iterations rounds: claim_next + submit_review, as the review page and headless
+loops call them (a mix of accept-all, adjust, reject, add and "no objects"), while two other
+reviewers hold leases on the hardest images. With --views it also times the HTTP submit view
+through Django's test client (parse, validate, save, claim the next image, build its payload).
+
+Prints a table with p50/p95/max per step; the last line is one JSON object with the figures.
+
+    .venv/bin/python bench/review.py [--images 100000] [--per-image 5] [--iterations 300] [--views]
+                                     [--database-url postgres://postgres@127.0.0.1:5432/loupe_bench_review]
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 10_000
+TARGET_P95_MS = 30.0
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--per-image", type=int, default=5, help="proposals per image (default 5)")
+    parser.add_argument("--iterations", type=int, default=300, help="reviews timed (default 300)")
+    parser.add_argument("--views", action="store_true", help="also time the submit view over HTTP")
+    parser.add_argument("--database-url", default="",
+                        help="postgres://.../NAME: NAME is dropped, recreated and dropped again")
+    return parser.parse_args()
+
+
+def recreate_postgres_database(url, *, drop_only=False):
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(database_url, views):
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if views:
+        os.environ["ALLOWED_HOSTS"] = "testserver"
+        # The bench serves no static files; whitenoise's note about the missing folder is noise here.
+        warnings.filterwarnings("ignore", message="No directory at")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def populate(images, per_image):
+    """Project, labels, model, iteration, then images and proposals in large raw batches."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
+
+    project = Project.objects.create(slug="bench", name="Bench")
+    labels = [LabelClass.objects.create(project=project, name=n, hotkey=i + 1, order=i)
+              for i, n in enumerate(["aws-logo", "smile-logo", "other"])]
+    model = ModelVersion.objects.create(project=project, name="m1", kind="imported",
+                                        thresholds={"aws-logo": 50, "smile-logo": 40})
+    iteration = Iteration.objects.create(project=project, name="v2", model_version=model)
+    users = [get_user_model().objects.create_user(f"reviewer{n}") for n in range(3)]
+    Membership.objects.bulk_create([Membership(project=project, user=user) for user in users])
+    rng, now = random.Random(7), timezone.now()
+    image_table, proposal_table = Image._meta.db_table, Proposal._meta.db_table
+    image_columns = ["iteration_id", "source", "name", "width", "height", "depth", "file_size", "format",
+                     "position", "random_key", "uncertainty", "status", "no_objects", "version", "created_at"]
+    proposal_columns = ["image_id", "model_version_id", "label_id", "left", "top", "width", "height",
+                        "confidence", "created_at"]
+    with transaction.atomic():
+        for first in range(0, images, BATCH):
+            rows = [(iteration.pk, f"s3://bench/{n:06d}.jpg", f"{n:06d}.jpg", 1024, 768, 3, 0, "JPEG", n,
+                     rng.randrange(2**31), rng.random(), "pending", False, 0, now)
+                    for n in range(first, min(first + BATCH, images))]
+            insert(connection, image_table, image_columns, rows)
+        ids = list(Image.objects.filter(iteration=iteration).order_by("id").values_list("id", flat=True))
+        for first in range(0, len(ids), BATCH // per_image):
+            rows = [(pk, model.pk, rng.choice(labels).pk, rng.uniform(0, 700), rng.uniform(0, 500),
+                     rng.uniform(20, 300), rng.uniform(20, 260), rng.uniform(5, 99.5), now)
+                    for pk in ids[first:first + BATCH // per_image] for _ in range(per_image)]
+            insert(connection, proposal_table, proposal_columns, rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    # Two colleagues hold the hardest images: every claim steps over their leases.
+    hardest = Image.objects.filter(iteration=iteration).order_by("-uncertainty", "id")
+    for user, image in zip(users[1:], hardest[:2], strict=True):
+        Image.objects.filter(pk=image.pk).update(leased_by=user, lease_expires_at=now + timedelta(hours=2))
+    return iteration, labels, users[0]
+
+
+def insert(connection, table, columns, rows):
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) VALUES ({marks})",
+                               rows)
+
+
+def review_boxes(image, labels, round_number):
+    """What a reviewer sends back, cycling through the everyday cases."""
+    from projects.models import Proposal
+    from reviewer.review import BoxInput
+
+    proposals = list(Proposal.objects.filter(image=image, model_version=image.iteration.model_version_id)
+                     .order_by("-confidence", "id"))
+    boxes = [BoxInput(p.label_id, round(p.left), round(p.top), round(p.width), round(p.height), p.pk)
+             for p in proposals]
+    kind = round_number % 5
+    if kind == 1:
+        boxes[0] = BoxInput(labels[1].pk, boxes[0].left + 3, boxes[0].top, boxes[0].width, boxes[0].height,
+                            boxes[0].proposal_id)
+    elif kind == 2:
+        boxes = boxes[1:]
+    elif kind == 3:
+        boxes.append(BoxInput(labels[2].pk, 10, 10, 40, 30))
+    return boxes, kind == 4
+
+
+def time_service(iteration, labels, reviewer, rounds):
+    from reviewer.queue import claim_next
+    from reviewer.review import submit_review
+
+    claims, submits = [], []
+    for n in range(rounds):
+        start = time.perf_counter()
+        image = claim_next(iteration=iteration, user=reviewer)
+        claims.append(time.perf_counter() - start)
+        boxes, empty = review_boxes(image, labels, n)
+        start = time.perf_counter()
+        submit_review(image=image, reviewer=reviewer, version=image.version, boxes=[] if empty else boxes,
+                      no_objects=empty, elapsed_ms=2500)
+        submits.append(time.perf_counter() - start)
+    return claims, submits
+
+
+def time_views(iteration, labels, reviewer, rounds):
+    from django.test import Client
+
+    from reviewer.queue import claim_next
+
+    client = Client()
+    client.force_login(reviewer)
+    image, timings = claim_next(iteration=iteration, user=reviewer), []
+    for n in range(rounds):
+        boxes, empty = review_boxes(image, labels, n)
+        sent = [] if empty else [{"label": b.label_id, "left": b.left, "top": b.top, "width": b.width,
+                                  "height": b.height, "proposal": b.proposal_id} for b in boxes]
+        body = json.dumps({"version": image.version, "no_objects": empty, "elapsed_ms": 2500, "boxes": sent})
+        start = time.perf_counter()
+        response = client.post(f"/review/images/{image.pk}/submit", body, content_type="application/json")
+        timings.append(time.perf_counter() - start)
+        if response.status_code != 200:
+            raise SystemExit(f"submit view answered {response.status_code}: {response.content[:300]!r}")
+        image = image.__class__.objects.select_related("iteration").get(pk=response.json()["next"]["id"])
+    return timings
+
+
+def percentiles(seconds):
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return {"p50": round(statistics.median(ms), 2), "p95": round(p95, 2), "max": round(ms[-1], 2)}
+
+
+def main():
+    args = parse_args()
+    scratch = None
+    if args.database_url:
+        recreate_postgres_database(args.database_url)
+        url = args.database_url
+    else:
+        scratch = tempfile.TemporaryDirectory(prefix="loupe-bench-review-")
+        url = f"sqlite:///{scratch.name}/bench.sqlite3"
+    try:
+        setup_django(url, args.views)
+        from django.db import connection
+
+        started = time.perf_counter()
+        iteration, labels, reviewer = populate(args.images, args.per_image)
+        setup_s = time.perf_counter() - started
+        claims, submits = time_service(iteration, labels, reviewer, args.iterations)
+        rows = {"claim_next": percentiles(claims), "submit_review": percentiles(submits),
+                "claim+submit": percentiles([c + s for c, s in zip(claims, submits, strict=True)])}
+        if args.views:
+            rows["submit view (HTTP, incl. next claim)"] = percentiles(time_views(iteration, labels, reviewer,
+                                                                                  args.iterations))
+        vendor = connection.vendor
+        connection.close()
+    finally:
+        if args.database_url:
+            recreate_postgres_database(args.database_url, drop_only=True)
+        if scratch:
+            scratch.cleanup()
+    report(vendor, args, setup_s, rows)
+
+
+def report(vendor, args, setup_s, rows):
+    print(f"Review loop on {vendor}: {args.images:,} images, {args.images * args.per_image:,} proposals, "
+          f"{args.iterations} reviews timed (setup {setup_s:.1f} s)")
+    print(f"{'step':<40}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    for step, figures in rows.items():
+        print(f"{step:<40}{figures['p50']:>9.2f}{figures['p95']:>9.2f}{figures['max']:>9.2f}")
+    p95 = rows["claim+submit"]["p95"]
+    print(f"claim+submit p95 {p95:.2f} ms: {'within' if p95 < TARGET_P95_MS else 'OVER'} the "
+          f"{TARGET_P95_MS:.0f} ms target")
+    print(json.dumps({"database": vendor, "images": args.images, "proposals": args.images * args.per_image,
+                      "iterations": args.iterations, "setup_s": round(setup_s, 1),
+                      "target_p95_ms": TARGET_P95_MS, **{step: figures for step, figures in rows.items()}}))
+
+
+if __name__ == "__main__":
+    main()
