@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from projects.proposals import Detection, ImageProposalError, ModelNotReady
+from projects.proposals import UNCERTAIN_BAND, Detection, ImageProposalError, ModelNotReady
 
 TEMPLATE_SIDE = 24
 MAX_EXEMPLARS_PER_LABEL = 20
@@ -319,8 +319,8 @@ def load_exemplars(model_version):
 class LocalDetectorBackend:
     """The proposal backend of a local ModelVersion.
 
-    Boxes down to half of each label's threshold are returned, so reviewers who lower the
-    confidence filter still see the near misses; the threshold itself hides them by default.
+    Boxes down to UNCERTAIN_BAND below each label's threshold are returned: reviewers who lower
+    the confidence filter see the near misses, and the queue's uncertainty score counts them.
     """
 
     def __init__(self, model_version):
@@ -344,5 +344,5 @@ class LocalDetectorBackend:
         thresholds = self.model_version.thresholds or {}
         return [
             detection for detection in detect_grey(decode_grey(data), self.exemplars)
-            if detection.confidence >= thresholds.get(detection.label, 0) / 2
+            if detection.confidence >= thresholds.get(detection.label, 0) - UNCERTAIN_BAND
         ]
