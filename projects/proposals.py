@@ -315,8 +315,9 @@ def _process(run, backend, batch_size, progress):
     model_version = run.model_version
     window = max(run.concurrency * 2, 1)
     stop = None
-    since_save = 0
     with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix="proposals") as pool:
+        # A window of twice the workers keeps every worker busy without loading the whole
+        # iteration's images into futures up front.
         in_flight = {}
         for chunk in _chunks(ids, batch_size):
             for image in _load(chunk):
@@ -325,17 +326,14 @@ def _process(run, backend, batch_size, progress):
                 if stop:
                     break
                 in_flight[pool.submit(_detect, backend, image)] = image
-            since_save += len(chunk)
             if stop:
                 break
-            if since_save >= batch_size:
-                since_save = 0
-                _save_counts(run)
-                if progress:
-                    progress(run.done + run.failed, run.total)
-                if _superseded(run):
-                    stop = (RunStatus.STOPPED, "superseded by a newer run of this model")
-                    break
+            _save_counts(run)
+            if progress:
+                progress(run.done + run.failed, run.total)
+            if _superseded(run):
+                stop = (RunStatus.STOPPED, "superseded by a newer run of this model")
+                break
         while in_flight:
             stop = _collect(run, in_flight, labels, model_version) or stop
     return stop or (RunStatus.SUCCEEDED, "")

@@ -192,9 +192,11 @@ def test_progress_is_reported_per_batch_and_at_the_end(setup):
     seen = []
     run_proposals(run=_run(iteration, model), backend=FakeBackend(default=[BOX]), batch_size=2,
                   progress=lambda done, total: seen.append((done, total)))
+    # After each of the three batches (2, 2, 1 images) and once at the end.
+    assert len(seen) == 4
     assert seen[-1] == (5, 5)
     assert all(total == 5 for _, total in seen)
-    assert len(seen) == 3
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
 
 def test_unknown_labels_are_skipped_and_named(setup):
