@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from projects.models import Image
 from reviewer.models import Box, Review
@@ -11,6 +14,7 @@ from tests.factories import (
     make_model_version,
     make_project,
     make_proposal,
+    make_user,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,11 +90,16 @@ def test_keyboard_rejects_one_box_relabels_and_moves_another(login_page, live_se
     image = stored_image(iteration, "a.jpg")
     wrong = make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=95, model_version=model)
     mislabeled = make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=90, model_version=model)
-    make_proposal(image, "smile-logo", (20, 150, 50, 50), confidence=85, model_version=model)
+    third = make_proposal(image, "smile-logo", (20, 150, 50, 50), confidence=85, model_version=model)
     page = open_review(login_page, live_server, reviewer, iteration)
 
     page.keyboard.press("Tab")
     page.keyboard.press("x")
+    assert list_states(page)[0] == ["rejected", "false"]
+    page.keyboard.press("Control+z")
+    assert list_states(page)[0] == ["undecided", "false"]
+    page.keyboard.press("Control+Shift+z")
+    assert list_states(page)[0] == ["rejected", "false"]
     page.keyboard.press("2")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
@@ -105,7 +114,7 @@ def test_keyboard_rejects_one_box_relabels_and_moves_another(login_page, live_se
     ]
     decisions = Review.objects.get(image=image).decisions
     assert [(d["proposal"], d["verdict"]) for d in decisions] == [
-        (mislabeled.pk, "adjusted"), (decisions[1]["proposal"], "accepted"), (wrong.pk, "rejected")]
+        (mislabeled.pk, "adjusted"), (third.pk, "accepted"), (wrong.pk, "rejected")]
 
 
 def test_drawing_a_box_with_the_mouse_adds_it(login_page, live_server, reviewer, iteration, model):
@@ -180,3 +189,31 @@ def test_skip_gives_the_image_back_and_shows_the_next(login_page, live_server, r
     second.refresh_from_db()
     assert (first.status, first.leased_by_id) == (Image.Status.PENDING, None)
     assert (second.leased_by_id, Review.objects.count()) == (reviewer.pk, 0)
+
+
+def test_a_lost_lease_is_explained_and_the_work_is_kept_for_a_retry(login_page, live_server, reviewer,
+                                                                    iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=95, model_version=model)
+    make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=90, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    page.keyboard.press("Tab")
+    page.keyboard.press("x")
+    other = make_user("other")
+    later = timezone.now() + timedelta(minutes=5)
+    Image.objects.filter(pk=image.pk).update(leased_by=other, lease_expires_at=later)
+
+    with page.expect_response(lambda r: r.url.endswith("/submit")) as response:
+        page.keyboard.press("Enter")
+    assert response.value.status == 409
+    message = page.locator("#message")
+    assert message.inner_text().startswith(
+        "Another reviewer is holding this image now (your hold on it expired).")
+    assert list_states(page) == [["rejected", "false"], ["undecided", "false"]]
+
+    Image.objects.filter(pk=image.pk).update(leased_by=None, lease_expires_at=None)
+    with page.expect_response(lambda r: r.url.endswith("/submit")) as response:
+        message.get_by_role("button", name="Try again").click()
+    assert response.value.status == 200
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert boxes(image) == [("aws-logo", 150.0, 100.0, 60.0, 40.0, "accepted", False)]
