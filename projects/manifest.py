@@ -11,9 +11,17 @@ from datetime import UTC, datetime
 
 from django.db import connections
 
-from projects.manifest_checks import ManifestValidator, ValidationReport
+from projects.manifest_checks import ManifestValidator, ValidationReport, validate_lines
 from projects.models import Image, Proposal
 from reviewer.models import Box
+
+# validate_lines lives with the rules but is part of this module's interface for other features.
+__all__ = [
+    "ManifestError", "ManifestRecord", "ExportResult", "LineFormatter", "build_line", "clamp_box",
+    "class_names", "format_creation_date", "iter_manifest_lines", "iter_manifest_records",
+    "manifest_filename", "source_resolver", "storage_prefix", "validate_export", "validate_lines",
+    "write_manifest",
+]
 
 ATTRIBUTE = "bounding-box"
 METADATA = ATTRIBUTE + "-metadata"
