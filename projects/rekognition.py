@@ -135,22 +135,22 @@ class RekognitionBackend:
         )
 
     def _call(self, request):
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 1
+        while True:
             try:
                 return self.client.detect_custom_labels(**request)
             except ClientError as error:
                 code, message = _error_parts(error)
-                if code in THROTTLING and attempt < self.max_attempts:
-                    self.sleep(self.backoff(attempt))
-                    continue
-                raise self._translate(code, message, attempt) from error
+                if code not in THROTTLING or attempt >= self.max_attempts:
+                    raise self._translate(code, message, attempt) from error
             except NoCredentialsError as error:
                 raise ModelNotReady(
                     "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
                 ) from error
             except CONNECTION_ERRORS as error:
                 raise ImageProposalError("ConnectionError", str(error)) from error
-        raise AssertionError("unreachable: the loop returns or raises")
+            self.sleep(self.backoff(attempt))
+            attempt += 1
 
     def backoff(self, attempt):
         """Seconds to wait before retry `attempt`: exponential, capped, half of it random so that

@@ -396,3 +396,28 @@ def test_a_client_that_cannot_be_created_stops_the_run(model, monkeypatch):
         RunStatus.STOPPED,
         "cannot set up the Rekognition client: The config profile (labs) could not be found",
     )
+
+
+class RaisingClient:
+    def __init__(self, error):
+        self.error = error
+
+    def detect_custom_labels(self, **request):
+        raise self.error
+
+
+def test_missing_credentials_stop_and_connection_errors_fail_the_image(model, image):
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    with pytest.raises(ModelNotReady) as info:
+        backend(model, RaisingClient(NoCredentialsError())).detect(image)
+    assert str(info.value) == (
+        "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    )
+    offline = RaisingClient(EndpointConnectionError(endpoint_url="https://rekognition.us-east-1.amazonaws.com/"))
+    with pytest.raises(ImageProposalError) as info:
+        backend(model, offline).detect(image)
+    assert (info.value.code, info.value.message) == (
+        "ConnectionError",
+        'Could not connect to the endpoint URL: "https://rekognition.us-east-1.amazonaws.com/"',
+    )
