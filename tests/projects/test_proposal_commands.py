@@ -191,3 +191,4 @@ def test_import_predictions_errors(iteration, tmp_path):
     assert str(info.value) == (
         "nothing imported: 0 images imported with 0 proposals from 1 lines, 1 lines not imported"
     )
+    assert not ModelVersion.objects.filter(name="batch-1").exists()

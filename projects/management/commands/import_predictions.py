@@ -30,11 +30,15 @@ class Command(BaseCommand):
     def handle(self, *args, ref, file, model_version, attribute, **options):
         try:
             iteration = find_iteration(ref)
+            existed = iteration.project.model_versions.filter(name=model_version).exists()
             with _open_lines(file, region=iteration.project.region or None) as lines:
                 version = imported_model_version(project=iteration.project, name=model_version)
                 report = import_predictions(
                     iteration=iteration, model_version=version, lines=lines, attribute=attribute
                 )
+            if not report.images and not existed:
+                # Nothing came of this file: leave no empty model version behind.
+                version.delete()
         except (ProjectSetupError, s3.S3Error) as error:
             raise CommandError(str(error)) from None
         except OSError as error:
