@@ -47,7 +47,7 @@ def run_context(run):
         "run": run,
         "active": run.status in ACTIVE,
         "processed": processed,
-        "percent": int(100 * processed / run.total) if run.total else 100,
+        "percent": min(100, int(100 * processed / run.total)) if run.total else 100,
         "seconds": (end - run.started_at).total_seconds() if run.started_at else None,
         "failures": list(failures[:SHOWN_FAILURES]),
         "more_failures": max(run.failed - SHOWN_FAILURES, 0),
