@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium(live_server):
+    # Depending on live_server makes the browser close (and drop its keep-alive connections) before
+    # the server stops, so no request thread outlives the server's shared test database connection.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
