@@ -192,3 +192,30 @@ def test_import_predictions_errors(iteration, tmp_path):
         "nothing imported: 0 images imported with 0 proposals from 1 lines, 1 lines not imported"
     )
     assert not ModelVersion.objects.filter(name="batch-1").exists()
+
+
+def test_an_interrupted_propose_resumes_without_duplicates(iteration, monkeypatch):
+    from projects import proposals
+
+    class Interrupting:
+        def __init__(self, interrupt_on):
+            self.interrupt_on = interrupt_on
+
+        def detect(self, image):
+            if image.name == self.interrupt_on:
+                raise KeyboardInterrupt
+            return [proposals.Detection("aws-logo", 90.0, (1.0, 1.0, 5.0, 5.0))]
+
+    monkeypatch.setattr(proposals, "backend_for", lambda model_version: Interrupting("1.jpg"))
+    with pytest.raises(CommandError) as info:
+        run("propose", "logos/v2", "--model-version", "logos.v1", "--concurrency", "1")
+    assert str(info.value) == "interrupted: run the same command again to resume"
+    first = ProposalRun.objects.get()
+    assert (first.status, first.error) == (RunStatus.STOPPED, "interrupted")
+
+    monkeypatch.setattr(proposals, "backend_for", lambda model_version: Interrupting(None))
+    run("propose", "logos/v2", "--model-version", "logos.v1", "--concurrency", "1")
+    assert Proposal.objects.count() == 2
+    assert list(ProposalRun.objects.order_by("id").values_list("status", "done")) == [
+        (RunStatus.STOPPED, 0), (RunStatus.SUCCEEDED, 2)
+    ]

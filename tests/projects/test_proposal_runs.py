@@ -300,3 +300,10 @@ def test_a_backend_that_cannot_be_built_fails_the_run_visibly(setup, monkeypatch
     run.refresh_from_db()
     assert (run.status, run.error) == (RunStatus.FAILED, "RuntimeError: detector file is corrupt")
     assert run.finished_at is not None
+
+
+def test_backend_for_local_models_uses_the_offline_detector(setup):
+    iteration, images, model = setup
+    local = make_model_version(iteration.project, "local-1", kind=ModelVersion.Kind.LOCAL, status="FAILED")
+    run = run_proposals(run=_run(iteration, local))
+    assert (run.status, run.error) == (RunStatus.STOPPED, "model local-1 is not a ready local model")
