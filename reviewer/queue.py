@@ -6,9 +6,11 @@ and there are at most as many of them as active reviewers, so a claim costs the 
 at 10 or 10 million images.
 """
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -23,6 +25,7 @@ ORDERINGS = {
 # A lost race on SQLite means another reviewer just took the image we picked; the next pick skips
 # it because it is now leased. Only a stampede of reviewers could exhaust these.
 CLAIM_ATTEMPTS = 8
+PROGRESS_SECONDS = 10
 
 
 def lease_expiry(now):
@@ -133,11 +136,31 @@ def peek_next(*, iteration, user, exclude_id, now=None):
     return claimable(iteration, now, [exclude_id]).only("id").first()
 
 
-def progress(*, iteration):
-    counts = Image.objects.filter(iteration=iteration).aggregate(
-        total=Count("id"), left=Count("id", filter=Q(status=Image.Status.PENDING))
-    )
-    return {"left": counts["left"], "total": counts["total"], "iteration": iteration.name}
+def progress(*, iteration, fresh=False):
+    """{"left", "total", "iteration"} for "37 of 120 left in v2".
+
+    Counting is the one step that grows with the iteration (about 20 ms at 100,000 images), so the
+    figures are cached for PROGRESS_SECONDS per process and adjusted by this process's own saves in
+    between; pages count afresh, the editor's image-to-image swaps use the cache.
+    """
+    key = f"reviewer:progress:{iteration.pk}"
+    cached = None if fresh else cache.get(key)
+    if cached is None:
+        counts = Image.objects.filter(iteration=iteration).aggregate(
+            total=Count("id"), left=Count("id", filter=Q(status=Image.Status.PENDING))
+        )
+        cached = {**counts, "until": time.monotonic() + PROGRESS_SECONDS}
+        cache.set(key, cached, PROGRESS_SECONDS)
+    return {"left": cached["left"], "total": cached["total"], "iteration": iteration.name}
+
+
+def count_reviewed(*, iteration):
+    """One more image of the iteration left the queue: keep the cached figures in step."""
+    key = f"reviewer:progress:{iteration.pk}"
+    cached = cache.get(key)
+    remaining = cached["until"] - time.monotonic() if cached else 0
+    if remaining > 0:
+        cache.set(key, {**cached, "left": max(cached["left"] - 1, 0)}, remaining)
 
 
 def on_user_logged_out(sender, request, user, **kwargs):

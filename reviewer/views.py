@@ -69,7 +69,7 @@ def next_image(request, slug, name):
     if image is not None:
         return redirect("reviewer:image", image_id=image.pk)
     context = {"iteration": iteration, "project": iteration.project,
-               "progress": queue.progress(iteration=iteration)}
+               "progress": queue.progress(iteration=iteration, fresh=True)}
     return render(request, "reviewer/queue_empty.html", context)
 
 
@@ -86,7 +86,8 @@ def image_page(request, image_id):
         "can_reopen": _may_reopen(request.user, image),
         "held_by_other": image.leased_by if image.leased_by_id and not editable and
         image.lease_expires_at and image.lease_expires_at > now else None,
-        "payload": image_payload(image=image, user=request.user, now=now, editable=editable),
+        "payload": image_payload(image=image, user=request.user, now=now, editable=editable,
+                                 fresh_progress=True),
         "labels": labels_payload(iteration),
         "lease_seconds": queue.lease_seconds(),
     }
@@ -105,6 +106,7 @@ def submit(request, image_id):
         field, message = form.first_error()
         return _error(400, "invalid", message, field)
     fields, now = form.cleaned_data, timezone.now()
+    was_pending = image.status == Image.Status.PENDING
     try:
         # One commit for "save this, give me the next": on SQLite a commit is an fsync.
         with transaction.atomic():
@@ -120,6 +122,8 @@ def submit(request, image_id):
         return _error(409, "stale", error.message)
     except LeaseLost as error:
         return _error(409, "lease_lost", error.message)
+    if was_pending:
+        queue.count_reviewed(iteration=image.iteration)
     body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
     body.update(_next_response(request, image.iteration, following, now))
     return JsonResponse(body)

@@ -10,7 +10,14 @@ from django.db.utils import load_backend
 from django.utils import timezone
 
 from projects.models import Image, Project
-from reviewer.queue import claim_image, claim_next, progress, release_lease, renew_lease
+from reviewer.queue import (
+    claim_image,
+    claim_next,
+    count_reviewed,
+    progress,
+    release_lease,
+    renew_lease,
+)
 from reviewer.review import submit_review
 from tests.factories import make_image, make_iteration, make_project, make_user
 
@@ -83,6 +90,18 @@ def test_skipped_images_are_excluded_and_reviewed_ones_never_offered(iteration, 
     Image.objects.filter(pk=second.pk).update(status=Image.Status.REVIEWED)
     assert claim_next(iteration=iteration, user=reviewer, exclude_ids=[third.pk]).pk == first.pk
     assert progress(iteration=iteration) == {"left": 2, "total": 3, "iteration": "v2"}
+
+
+def test_progress_is_cached_between_page_loads_and_follows_this_processes_saves(iteration):
+    first, second, third = images(iteration, *SPECS)
+    assert progress(iteration=iteration) == {"left": 3, "total": 3, "iteration": "v2"}
+    Image.objects.filter(pk=first.pk).update(status=Image.Status.REVIEWED)
+    count_reviewed(iteration=iteration)
+    assert progress(iteration=iteration) == {"left": 2, "total": 3, "iteration": "v2"}
+    # Saved elsewhere (another process): seen at the next fresh count.
+    Image.objects.filter(pk=second.pk).update(status=Image.Status.REVIEWED)
+    assert progress(iteration=iteration)["left"] == 2
+    assert progress(iteration=iteration, fresh=True)["left"] == 1
 
 
 def test_claiming_a_given_image_fails_while_another_reviewer_holds_it(iteration, reviewer):
