@@ -363,9 +363,15 @@ def _collect(run, in_flight, labels, model_version):
     stop = None
     # One commit for all the calls that finished together: each image is still written whole
     # (its own savepoint), and a commit per image was most of Loupe's own time per image.
-    with transaction.atomic():
-        for future in finished:
-            stop = _write_result(run, in_flight.pop(future), future, labels, model_version) or stop
+    counts = (run.done, run.failed, run.proposals)
+    try:
+        with transaction.atomic():
+            for future in finished:
+                stop = _write_result(run, in_flight.pop(future), future, labels, model_version) or stop
+    except BaseException:
+        # The group was rolled back: so are its counts.
+        run.done, run.failed, run.proposals = counts
+        raise
     if stop:
         for future in in_flight:
             future.cancel()

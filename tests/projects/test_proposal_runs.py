@@ -307,3 +307,26 @@ def test_backend_for_local_models_uses_the_offline_detector(setup):
     local = make_model_version(iteration.project, "local-1", kind=ModelVersion.Kind.LOCAL, status="FAILED")
     run = run_proposals(run=_run(iteration, local))
     assert (run.status, run.error) == (RunStatus.STOPPED, "model local-1 is not a ready local model")
+
+
+def test_a_database_failure_fails_the_run_with_counts_matching_what_was_written(setup, monkeypatch):
+    iteration, images, model = setup
+    from projects import proposals
+
+    real_store = proposals.store_detections
+
+    def failing_store(*, image, **kwargs):
+        if image.name == "img-3.jpg":
+            raise RuntimeError("disk full")
+        return real_store(image=image, **kwargs)
+
+    monkeypatch.setattr(proposals, "store_detections", failing_store)
+    run = _run(iteration, model, concurrency=1)
+    with pytest.raises(RuntimeError):
+        run_proposals(run=run, backend=FakeBackend(default=[BOX]))
+    run.refresh_from_db()
+    assert (run.status, run.error) == (RunStatus.FAILED, "RuntimeError: disk full")
+    written = ProposalOutcome.objects.filter(ok=True).count()
+    assert written >= 2
+    assert (run.done, run.proposals) == (written, written)
+    assert Proposal.objects.count() == written
