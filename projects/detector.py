@@ -18,7 +18,7 @@ import numpy as np
 from projects.proposals import UNCERTAIN_BAND, Detection, ImageProposalError, ModelNotReady
 
 TEMPLATE_SIDE = 24
-MAX_EXEMPLARS_PER_LABEL = 20
+MAX_EXEMPLARS_PER_LABEL = 16
 LEVEL_RATIO = 1.2
 # Object sizes searched: the training boxes' range widened by this factor on both sides.
 SIZE_MARGIN = 1.3
@@ -31,6 +31,7 @@ BACKGROUND_QUANTILE = 0.9
 MAX_BACKGROUND = 0.9
 MIN_CONFIDENCE = 20
 NMS_IOU = 0.3
+CONTAINED = 0.6
 # One object, one label: a weaker box of another label on the same spot is dropped.
 CROSS_LABEL_IOU = 0.6
 MAX_DETECTIONS_PER_LABEL = 10
@@ -39,7 +40,7 @@ FUSE_MARGIN = 10
 PEAK_KERNEL = np.ones((5, 5), np.uint8)
 MIN_WINDOW_STD = 3.0
 # Measuring an exemplar on this many other training images is enough to know its clutter score.
-MEASURE_IMAGES = 16
+MEASURE_IMAGES = 12
 
 
 # eq=False: exemplars are compared by identity, never by their pixel arrays.
@@ -168,20 +169,32 @@ def _peaks(response, level, template_shape, scale, floor):
     ]
 
 
-def iou(a, b):
+def _intersection(a, b):
     inter_w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     inter_h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    return inter_w * inter_h if inter_w > 0 and inter_h > 0 else 0.0
+
+
+def iou(a, b):
+    inter = _intersection(a, b)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
+def same_object(a, b, threshold):
+    """Overlapping by more than threshold IoU, or one box mostly inside the other: a partial match
+    shifted along a wordmark overlaps little by IoU yet is the same object."""
+    inter = _intersection(a, b)
+    if not inter:
+        return False
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union > threshold or inter / min(a[2] * a[3], b[2] * b[3]) > CONTAINED
 
 
 def suppress(candidates, threshold, limit=None):
     """Greedy non-maximum suppression over (score, box, ...) tuples, best first."""
     kept = []
     for candidate in sorted(candidates, key=lambda item: -item[0]):
-        if all(iou(candidate[1], other[1]) <= threshold for other in kept):
+        if not any(same_object(candidate[1], other[1], threshold) for other in kept):
             kept.append(candidate)
             if limit is not None and len(kept) >= limit:
                 break

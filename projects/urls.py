@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import manifest_views, proposal_views, views
+from projects import manifest_views, proposal_views, training_views, views
 
 app_name = "projects"
 
@@ -24,6 +24,9 @@ urlpatterns = [
          name="proposal-run-start"),
     path("p/<slug:slug>/i/<str:name>/proposals/runs/<int:run_id>", proposal_views.proposal_run_progress,
          name="proposal-run"),
+    path("p/<slug:slug>/i/<str:name>/train", training_views.training_start, name="training-start"),
+    path("p/<slug:slug>/i/<str:name>/train/runs/<int:run_id>", training_views.training_status,
+         name="training-run"),
     path("p/<slug:slug>/models/<int:model_id>/start", proposal_views.model_start, name="model-start"),
     path("p/<slug:slug>/models/<int:model_id>/stop", proposal_views.model_stop, name="model-stop"),
     path("p/<slug:slug>/models/<int:model_id>/refresh", proposal_views.model_refresh, name="model-refresh"),

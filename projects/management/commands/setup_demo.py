@@ -23,11 +23,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000",
                             help="where Loupe will be served, for the printed links")
+        parser.add_argument("--size", choices=["full", "reduced"], default="full",
+                            help="full: 8/30/20 images (v1/v2/test); reduced: 4/6/4, for quick checks")
 
-    def handle(self, *args, url, **options):
+    def handle(self, *args, url, size, **options):
         folder = settings.VAR_DIR / "demo"
+        sizes = demodata.SET_SIZES if size == "full" else demodata.REDUCED_SET_SIZES
         try:
-            demodata.generate_demo_data(folder=folder, progress=ProgressBar("Generating demo images"))
+            demodata.generate_demo_data(folder=folder, sizes=sizes,
+                                        progress=ProgressBar("Generating demo images"))
             project = demo.ensure_project(slug=SLUG, name="Logos demo")
             v1, v2, test = (demo.ensure_iteration(project, name) for name in ("v1", "v2", "test"))
             for iteration, labeled in ((v1, True), (v2, False), (test, True)):

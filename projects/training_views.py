@@ -1,0 +1,76 @@
+"""Training a local model from the iteration page (htmx fragments, redirects without htmx)."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.access import get_iteration_for_user, role_in
+from projects.models import Membership, RunStatus
+from projects.training import TrainingError, start_local_training
+from projects.training_forms import TrainLocalModelForm
+
+PANEL_TEMPLATE = "projects/training_panel.html"
+STATUS_TEMPLATE = "projects/training_status.html"
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def panel_context(request, iteration, *, form=None, error="", is_owner=None):
+    if is_owner is None:
+        is_owner = role_in(request.user, iteration.project) == Membership.Role.OWNER
+    run = iteration.training_runs.select_related("model_version").first()
+    return {
+        "project": iteration.project,
+        "iteration": iteration,
+        "is_owner": is_owner,
+        "form": (form or TrainLocalModelForm(iteration=iteration)) if is_owner else None,
+        "error": error,
+        **status_context(run),
+    }
+
+
+def status_context(run):
+    return {"run": run, "active": bool(run and run.status in ACTIVE)}
+
+
+@require_POST
+def training_start(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    form = TrainLocalModelForm(request.POST, iteration=iteration)
+    error = ""
+    if form.is_valid():
+        try:
+            run = start_local_training(
+                project=iteration.project, iterations=form.training_iterations(),
+                name=form.cleaned_data["name"], held_out=form.cleaned_data["held_out"], user=request.user,
+            )
+        except TrainingError as failure:
+            error = str(failure)
+        else:
+            return _started(request, iteration, run)
+    if not request.htmx:
+        messages.error(request, error or _first_error(form))
+        return redirect("projects:iteration", slug=slug, name=name)
+    context = panel_context(request, iteration, form=form, error=error, is_owner=True)
+    return render(request, PANEL_TEMPLATE, context)
+
+
+def _started(request, iteration, run):
+    if not request.htmx:
+        messages.success(request, f"Training started: {run.message}.")
+        return redirect("projects:iteration", slug=iteration.project.slug, name=iteration.name)
+    return render(request, PANEL_TEMPLATE, panel_context(request, iteration, is_owner=True))
+
+
+def _first_error(form):
+    field, errors = next(iter(form.errors.items()))
+    return f"{form.fields[field].label if field in form.fields else field}: {errors[0]}"
+
+
+@require_GET
+def training_status(request, slug, name, run_id):
+    iteration = get_iteration_for_user(request.user, slug, name)
+    run = get_object_or_404(iteration.training_runs.select_related("model_version"), pk=run_id)
+    if not request.htmx:
+        return redirect("projects:iteration", slug=slug, name=name)
+    context = {"project": iteration.project, "iteration": iteration, **status_context(run)}
+    return render(request, STATUS_TEMPLATE, context)
