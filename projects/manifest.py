@@ -168,9 +168,17 @@ class LineFormatter:
         self._job = dumps(job)
 
     def clamped(self, boxes, width, height):
-        """(class_id, left, top, width, height) in integer pixels inside the frame."""
-        return [(class_id, *clamp_box(left, top, box_width, box_height, width, height))
-                for class_id, left, top, box_width, box_height, _confidence in boxes]
+        """(class_id, left, top, width, height) in integer pixels inside the frame, as clamp_box."""
+        out = []
+        for class_id, left, top, box_width, box_height, _confidence in boxes:
+            x0, y0 = int(left + 0.5), int(top + 0.5)
+            x1, y1 = int(left + box_width + 0.5), int(top + box_height + 0.5)
+            # Nearly every box is well inside the frame: skip clamp_box's function calls for those.
+            if 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height:
+                out.append((class_id, x0, y0, x1 - x0, y1 - y0))
+            else:
+                out.append((class_id, *clamp_box(left, top, box_width, box_height, width, height)))
+        return out
 
     def text(self, *, source_ref, width, height, depth, boxes, clamped, human_annotated, creation_date):
         """boxes: as for build_line (for the confidences); clamped: self.clamped(boxes, ...)."""

@@ -264,8 +264,8 @@ class ManifestValidator:
         self._check_image(where, size["width"], size["height"], boxes, names)
 
     def _check_image(self, where, width, height, boxes, class_names):
-        if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE or \
-                max(width, height) > MAX_ASPECT * min(width, height):
+        short, long = (width, height) if width < height else (height, width)
+        if short < MIN_SIDE or long > MAX_SIDE or long > MAX_ASPECT * short:
             self._flag("image-dimensions", f"{where}: {width}x{height}")
         if not boxes:
             self._report.empty += 1
@@ -273,7 +273,8 @@ class ManifestValidator:
             return
         if len(boxes) > MAX_BOXES:
             self._flag("too-many-boxes", f"{where}: {len(boxes)} boxes")
-        scale = min(1.0, SCALED_SIDE / max(width, height))
+        # A side of at most `smallest` px shrinks to 1 px or less when the long side becomes 1280.
+        smallest = long / SCALED_SIDE if long > SCALED_SIDE else 1
         labels = self._report.labels
         outside = tiny = 0
         long_names = []
@@ -285,7 +286,7 @@ class ManifestValidator:
             if left < 0 or top < 0 or box_width <= 0 or box_height <= 0 or \
                     left + box_width > width or top + box_height > height:
                 outside += 1
-            elif box_width * scale <= 1 or box_height * scale <= 1:
+            elif box_width <= smallest or box_height <= smallest:
                 tiny += 1
         self._report.boxes += len(boxes)
         if outside:
