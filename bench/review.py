@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
+WARMUP = 5  # untimed rounds: first-request imports and cold caches are not the steady state
 TARGET_P95_MS = 30.0
 
 
@@ -38,6 +39,9 @@ def parse_args():
     parser.add_argument("--per-image", type=int, default=5, help="proposals per image (default 5)")
     parser.add_argument("--iterations", type=int, default=300, help="reviews timed (default 300)")
     parser.add_argument("--views", action="store_true", help="also time the submit view over HTTP")
+    parser.add_argument("--sqlite-sync", choices=["OFF", "NORMAL", "FULL"], default="",
+                        help="diagnostic only: SQLite's synchronous pragma, to separate disk flushes "
+                        "from server work (default: the app's setting)")
     parser.add_argument("--database-url", default="",
                         help="postgres://.../NAME: NAME is dropped, recreated and dropped again")
     return parser.parse_args()
@@ -86,7 +90,7 @@ def populate(images, per_image):
     model = ModelVersion.objects.create(project=project, name="m1", kind="imported",
                                         thresholds={"aws-logo": 50, "smile-logo": 40})
     iteration = Iteration.objects.create(project=project, name="v2", model_version=model)
-    users = [get_user_model().objects.create_user(f"reviewer{n}") for n in range(3)]
+    users = [get_user_model().objects.create_user(f"reviewer{n}") for n in range(4)]
     Membership.objects.bulk_create([Membership(project=project, user=user) for user in users])
     rng, now = random.Random(7), timezone.now()
     image_table, proposal_table = Image._meta.db_table, Proposal._meta.db_table
@@ -110,9 +114,9 @@ def populate(images, per_image):
         cursor.execute("ANALYZE")
     # Two colleagues hold the hardest images: every claim steps over their leases.
     hardest = Image.objects.filter(iteration=iteration).order_by("-uncertainty", "id")
-    for user, image in zip(users[1:], hardest[:2], strict=True):
+    for user, image in zip(users[1:3], hardest[:2], strict=True):
         Image.objects.filter(pk=image.pk).update(leased_by=user, lease_expires_at=now + timedelta(hours=2))
-    return iteration, labels, users[0]
+    return iteration, labels, users
 
 
 def insert(connection, table, columns, rows):
@@ -148,43 +152,71 @@ def review_boxes(image, labels, round_number):
     return boxes, kind == 4
 
 
-def time_service(iteration, labels, reviewer, rounds):
-    from reviewer.queue import claim_next
-    from reviewer.review import submit_review
+class ServiceReviewer:
+    """Claims and saves through the service functions, as headless loops do."""
 
-    claims, submits = [], []
-    for n in range(rounds):
+    def __init__(self, iteration, labels, user):
+        self.iteration, self.labels, self.user = iteration, labels, user
+        self.claims, self.submits = [], []
+
+    def review(self, round_number, *, timed=True):
+        from reviewer.queue import claim_next
+        from reviewer.review import submit_review
+
         start = time.perf_counter()
-        image = claim_next(iteration=iteration, user=reviewer)
-        claims.append(time.perf_counter() - start)
-        boxes, empty = review_boxes(image, labels, n)
-        start = time.perf_counter()
-        submit_review(image=image, reviewer=reviewer, version=image.version, boxes=[] if empty else boxes,
+        image = claim_next(iteration=self.iteration, user=self.user)
+        claimed = time.perf_counter()
+        boxes, empty = review_boxes(image, self.labels, round_number)
+        start_submit = time.perf_counter()
+        submit_review(image=image, reviewer=self.user, version=image.version, boxes=[] if empty else boxes,
                       no_objects=empty, elapsed_ms=2500)
-        submits.append(time.perf_counter() - start)
-    return claims, submits
+        if timed:
+            self.claims.append(claimed - start)
+            self.submits.append(time.perf_counter() - start_submit)
 
 
-def time_views(iteration, labels, reviewer, rounds):
-    from django.test import Client
+class BrowserReviewer:
+    """Saves through the submit view (which also claims the next image), as the review page does."""
 
-    from reviewer.queue import claim_next
+    def __init__(self, iteration, labels, user):
+        from django.test import Client
 
-    client = Client()
-    client.force_login(reviewer)
-    image, timings = claim_next(iteration=iteration, user=reviewer), []
-    for n in range(rounds):
-        boxes, empty = review_boxes(image, labels, n)
+        from reviewer.queue import claim_next
+
+        self.labels, self.timings = labels, []
+        self.client = Client()
+        self.client.force_login(user)
+        self.image = claim_next(iteration=iteration, user=user)
+
+    def review(self, round_number, *, timed=True):
+        boxes, empty = review_boxes(self.image, self.labels, round_number)
         sent = [] if empty else [{"label": b.label_id, "left": b.left, "top": b.top, "width": b.width,
                                   "height": b.height, "proposal": b.proposal_id} for b in boxes]
-        body = json.dumps({"version": image.version, "no_objects": empty, "elapsed_ms": 2500, "boxes": sent})
+        body = json.dumps({"version": self.image.version, "no_objects": empty, "elapsed_ms": 2500,
+                           "boxes": sent})
         start = time.perf_counter()
-        response = client.post(f"/review/images/{image.pk}/submit", body, content_type="application/json")
-        timings.append(time.perf_counter() - start)
+        response = self.client.post(f"/review/images/{self.image.pk}/submit", body,
+                                    content_type="application/json")
+        if timed:
+            self.timings.append(time.perf_counter() - start)
         if response.status_code != 200:
             raise SystemExit(f"submit view answered {response.status_code}: {response.content[:300]!r}")
-        image = image.__class__.objects.select_related("iteration").get(pk=response.json()["next"]["id"])
-    return timings
+        model = self.image.__class__
+        self.image = model.objects.select_related("iteration").get(pk=response.json()["next"]["id"])
+
+
+def run(iteration, labels, users, rounds, views):
+    """Alternate the two reviewers so both see the same machine conditions; warm up untimed first."""
+    reviewers = [ServiceReviewer(iteration, labels, users[0])]
+    if views:
+        reviewers.append(BrowserReviewer(iteration, labels, users[3]))
+    for n in range(WARMUP):
+        for reviewer in reviewers:
+            reviewer.review(n, timed=False)
+    for n in range(rounds):
+        for reviewer in reviewers:
+            reviewer.review(n)
+    return reviewers
 
 
 def percentiles(seconds):
@@ -207,14 +239,17 @@ def main():
         from django.db import connection
 
         started = time.perf_counter()
-        iteration, labels, reviewer = populate(args.images, args.per_image)
+        iteration, labels, users = populate(args.images, args.per_image)
         setup_s = time.perf_counter() - started
-        claims, submits = time_service(iteration, labels, reviewer, args.iterations)
+        if args.sqlite_sync and connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA synchronous={args.sqlite_sync}")
+        service, *browser = run(iteration, labels, users, args.iterations, args.views)
+        claims, submits = service.claims, service.submits
         rows = {"claim_next": percentiles(claims), "submit_review": percentiles(submits),
                 "claim+submit": percentiles([c + s for c, s in zip(claims, submits, strict=True)])}
-        if args.views:
-            rows["submit view (HTTP, incl. next claim)"] = percentiles(time_views(iteration, labels, reviewer,
-                                                                                  args.iterations))
+        if browser:
+            rows["submit view (HTTP, incl. next claim)"] = percentiles(browser[0].timings)
         vendor = connection.vendor
         connection.close()
     finally:
@@ -226,7 +261,9 @@ def main():
 
 
 def report(vendor, args, setup_s, rows):
-    print(f"Review loop on {vendor}: {args.images:,} images, {args.images * args.per_image:,} proposals, "
+    sync = f", synchronous={args.sqlite_sync}" if args.sqlite_sync and vendor == "sqlite" else ""
+    proposals = args.images * args.per_image
+    print(f"Review loop on {vendor}{sync}: {args.images:,} images, {proposals:,} proposals, "
           f"{args.iterations} reviews timed (setup {setup_s:.1f} s)")
     print(f"{'step':<40}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
     for step, figures in rows.items():
@@ -234,7 +271,8 @@ def report(vendor, args, setup_s, rows):
     p95 = rows["claim+submit"]["p95"]
     print(f"claim+submit p95 {p95:.2f} ms: {'within' if p95 < TARGET_P95_MS else 'OVER'} the "
           f"{TARGET_P95_MS:.0f} ms target")
-    print(json.dumps({"database": vendor, "images": args.images, "proposals": args.images * args.per_image,
+    print(json.dumps({"database": vendor, "sqlite_synchronous": args.sqlite_sync or None,
+                      "images": args.images, "proposals": proposals,
                       "iterations": args.iterations, "setup_s": round(setup_s, 1),
                       "target_p95_ms": TARGET_P95_MS, **{step: figures for step, figures in rows.items()}}))
 
