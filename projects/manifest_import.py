@@ -94,9 +94,11 @@ class _Importer:
             with transaction.atomic():
                 self._store(number, source, attributes)
         except Exception:
-            # The line's labels and images were rolled back with it.
+            # Whatever the line created (labels, images, a model version) was rolled back with it.
             self.position = position
             self._load_labels()
+            self.model_versions.clear()
+            self.iteration.refresh_from_db(fields=["model_version"])
             raise
         return True
 
@@ -133,7 +135,7 @@ class _Importer:
 
     def _store(self, number, source, attributes):
         self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
-        truth = [a for a in attributes if a.human] or ([a for a in attributes] if self.trust else [])
+        truth = [a for a in attributes if a.human] or (list(attributes) if self.trust else [])
         truth.sort(key=lambda a: a.created)
         image = self._image(source, attributes[0].size)
         if truth:
@@ -162,7 +164,8 @@ class _Importer:
 
     def _image(self, source, size):
         width, height, depth = size
-        candidates = [source] + ([self.local_sources(source)] if self.local_sources(source) else [])
+        local = self.local_sources(source)
+        candidates = [source, local] if local else [source]
         image = self.iteration.images.filter(source__in=candidates).first()
         if image is not None:
             if (image.width, image.height) != (width, height):
