@@ -72,11 +72,18 @@ def test_enter_accepts_every_proposal_and_the_next_image_appears(login_page, liv
     page = open_review(login_page, live_server, reviewer, iteration)
     assert page.inner_text("#progress") == "2 of 2 left in v2"
     assert list_states(page) == [["undecided", "false"], ["undecided", "false"]]
+    fitted = page.locator("#editor-svg").bounding_box()["width"]
+    page.keyboard.press("+")
+    zoomed = page.locator("#editor-svg").bounding_box()["width"]
+    assert zoomed == pytest.approx(fitted * 1.25, abs=1)
 
     submit_with(page, "Enter")
 
     page.wait_for_url(f"**/review/images/{second.pk}/")
     assert page.inner_text("#progress") == "1 of 2 left in v2"
+    # Same size of image, same zoom: the zoom level is kept from image to image.
+    assert page.locator("#editor-svg").bounding_box()["width"] == zoomed
+    assert page.evaluate("localStorage.getItem('loupe.review.zoom')") == "1.25"
     assert boxes(first) == [
         ("aws-logo", 10.0, 20.0, 100.0, 50.0, "accepted", False),
         ("smile-logo", 150.0, 100.0, 60.0, 40.0, "accepted", False),

@@ -61,6 +61,7 @@ function load(payload) {
   document.title = `${payload.name} · Review ${payload.progress.iteration} · Loupe`;
   hideMessage();
   buildStage();
+  ui.stage.scrollTo(0, 0);
   render();
   prefetch(payload.prefetch_url);
 }
@@ -281,16 +282,16 @@ function renderList() {
 }
 
 function panIntoView(it) {
-  if (!it) return;
+  if (!it || !svg) return;
   const s = scale();
   const [l, t, w, h] = it.rect;
-  const stage = ui.stage, canvas = ui.canvas;
-  const x0 = canvas.offsetLeft + l * s, y0 = canvas.offsetTop + t * s;
-  const x1 = x0 + w * s, y1 = y0 + h * s;
-  const view = { left: stage.scrollLeft, top: stage.scrollTop, right: stage.scrollLeft + stage.clientWidth,
-    bottom: stage.scrollTop + stage.clientHeight };
-  if (x0 >= view.left && x1 <= view.right && y0 >= view.top && y1 <= view.bottom) return;
-  stage.scrollTo({ left: (x0 + x1) / 2 - stage.clientWidth / 2, top: (y0 + y1) / 2 - stage.clientHeight / 2 });
+  const image = svg.getBoundingClientRect(), view = ui.stage.getBoundingClientRect();
+  const x0 = image.left + l * s, y0 = image.top + t * s, x1 = x0 + w * s, y1 = y0 + h * s;
+  const right = view.left + ui.stage.clientWidth, bottom = view.top + ui.stage.clientHeight;
+  if (x0 >= view.left && x1 <= right && y0 >= view.top && y1 <= bottom) return;
+  // Centre the box in the visible part of the stage.
+  ui.stage.scrollLeft += (x0 + x1) / 2 - (view.left + ui.stage.clientWidth / 2);
+  ui.stage.scrollTop += (y0 + y1) / 2 - (view.top + ui.stage.clientHeight / 2);
 }
 
 function setZoom(zoom, anchor = null) {
@@ -589,6 +590,7 @@ function tick() {
 function wire() {
   document.addEventListener("keydown", onKey, true);
   ui.stage.addEventListener("wheel", (event) => {
+    if (event.shiftKey) return; // Shift+wheel keeps scrolling sideways through a zoomed image
     event.preventDefault();
     setZoom(state.zoom * (event.deltaY < 0 ? 1.15 : 1 / 1.15), event);
   }, { passive: false });
