@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	mkdir -p var
 	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py setup_demo
+	DEBUG=1 $(PY) manage.py setup_demo --url http://$(HOST):$(PORT)
 	$(MAKE) --no-print-directory serve
 
 # Web server and task worker together; Ctrl+C stops both.
