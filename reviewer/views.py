@@ -190,7 +190,9 @@ def my_work(request):
         Review.objects.filter(reviewer=request.user, submitted_at__gte=start)
         .select_related("image__iteration__project").order_by("-submitted_at", "-id")
     )
-    seconds = [review.elapsed_ms / 1000 for review in reviews]
+    for review in reviews:
+        review.seconds = review.elapsed_ms / 1000
+    seconds = [review.seconds for review in reviews]
     context = {
         "reviews": reviews[:200],
         "image_count": len({review.image_id for review in reviews}),
