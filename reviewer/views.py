@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +16,7 @@ from projects.access import get_image_for_user, get_iteration_for_user, role_in
 from projects.models import Image, Membership
 from reviewer import queue
 from reviewer.forms import ImageFilterForm, PayloadError, QueueOrderForm, SubmitReviewForm, parse_json_body
-from reviewer.models import Review
+from reviewer.models import Box, Review
 from reviewer.payload import image_payload, is_editable, labels_payload
 from reviewer.review import LeaseLost, ReviewValidationError, StaleReview, submit_review
 
@@ -227,12 +227,13 @@ def _filtered_images(iteration, filters):
     if filters.get("status"):
         images = images.filter(status=filters["status"])
     if filters.get("label"):
-        images = images.filter(boxes__label=filters["label"])
+        # Exists, not a join: the box count annotated above must stay the image's whole count.
+        images = images.filter(Exists(Box.objects.filter(image=OuterRef("pk"), label=filters["label"])))
     if filters.get("reviewer"):
         images = images.filter(reviewed_by=filters["reviewer"])
     if filters.get("changed"):
         images = images.filter(changed=True)
-    return images.distinct()
+    return images
 
 
 @require_POST

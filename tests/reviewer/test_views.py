@@ -11,6 +11,7 @@ from reviewer.queue import claim_next
 from reviewer.review import BoxInput, submit_review
 from tests.factories import (
     label,
+    make_box,
     make_image,
     make_iteration,
     make_model_version,
@@ -351,6 +352,9 @@ def test_owner_image_list_filters_and_paginates(client, owner, reviewer, iterati
     assert names() == ["kept.jpg", "changed.jpg", "p.jpg"]
     assert names(status="pending") == ["p.jpg"]
     assert names(label=aws.pk) == ["kept.jpg"]
+    make_box(kept, "smile-logo", (100, 10, 20, 20))
+    assert [(i.name, i.box_count) for i in client.get(url, {"label": aws.pk}).context["page"]] == [
+        ("kept.jpg", 2)]
     assert names(reviewer=reviewer.pk) == ["kept.jpg"]
     assert names(changed="on") == ["changed.jpg"]
     for n in range(50):
@@ -358,3 +362,16 @@ def test_owner_image_list_filters_and_paginates(client, owner, reviewer, iterati
     assert names(page=2) == ["extra47.jpg", "extra48.jpg", "extra49.jpg"]
     html = client.get(url, {"status": "pending", "page": 1}).content.decode()
     assert '<a href="?status=pending&amp;page=2">Next →</a>' in html
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_owner_image_list_query_count_does_not_grow_with_the_page(client, owner, reviewer, iteration,
+                                                                 count, django_assert_num_queries):
+    for n in range(count):
+        image = make_image(iteration, name=f"{n}.jpg")
+        if n % 2:
+            submit_review(image=image, reviewer=reviewer, version=0, boxes=[], no_objects=True)
+    client.force_login(owner)
+    with django_assert_num_queries(10):
+        response = client.get(reverse("reviewer:images", args=["logos", "v2"]), {"status": "reviewed"})
+    assert len(response.context["page"]) == count // 2
