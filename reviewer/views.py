@@ -23,6 +23,7 @@ from reviewer.review import LeaseLost, ReviewValidationError, StaleReview, submi
 IMAGES_PER_PAGE = 50
 # Skipped images are kept out of this reviewer's next claims for a while, not forever.
 SKIP_MEMORY = 50
+FORBIDDEN_CORRECTION = "Only the project's owners can change an image someone else reviewed."
 
 
 def _skipped_key(iteration_id):
@@ -97,6 +98,8 @@ def image_page(request, image_id):
 @require_POST
 def submit(request, image_id):
     image = get_image_for_user(request.user, image_id)
+    if not _may_reopen(request.user, image):
+        return _error(403, "forbidden", FORBIDDEN_CORRECTION)
     try:
         data = parse_json_body(request.body)
     except PayloadError as error:
@@ -156,7 +159,7 @@ def renew_lease(request, image_id):
 def reopen(request, image_id):
     image = get_image_for_user(request.user, image_id)
     if not _may_reopen(request.user, image):
-        raise PermissionDenied("Only the project's owners can reopen an image someone else reviewed.")
+        raise PermissionDenied(FORBIDDEN_CORRECTION)
     if not queue.claim_image(image=image, user=request.user):
         messages.error(request, "Another reviewer is working on this image; try again when they are done.")
     return redirect("reviewer:image", image_id=image.pk)

@@ -265,6 +265,9 @@ def test_only_owners_reopen_images_someone_else_reviewed(client, image, proposal
         BoxInput(proposal.label_id, 10, 20, 50, 30, proposal.pk)])
     client.force_login(reviewer)
     assert client.post(reverse("reviewer:reopen", args=[image.pk])).status_code == 403
+    response = post_json(client, reverse("reviewer:submit", args=[image.pk]), {"version": 1, "boxes": []})
+    assert (response.status_code, response.json()["error"]) == (
+        403, "Only the project's owners can change an image someone else reviewed.")
     page = client.get(reverse("reviewer:image", args=[image.pk]))
     assert "Reviewed by someone on" in page.content.decode()
     client.force_login(owner)
