@@ -1,11 +1,14 @@
 """Loupe's offline detector: exemplar template matching, on the CPU, with nothing to download.
 
-"Training" keeps a few diverse crops (exemplars) per label from reviewed boxes, shrunk so their
-long side is TEMPLATE_SIDE pixels. Detection searches a pyramid of the image: at each level,
-objects of one size appear TEMPLATE_SIDE pixels long, so the small exemplars are matched
-(normalised cross-correlation) against a downscaled image, which is what keeps a 1024 px image
-well under a second. More reviewed boxes mean exemplars covering more of the ways a mark can look
-(style, tilt, blur, occlusion), which is why each iteration's model is better than the last.
+Training crops every reviewed box (an exemplar), shrunk so its long side is TEMPLATE_SIDE pixels,
+and measures each one on the other training images: how strongly it matches clutter (its
+background score, which its matches are later read against) and which other objects it finds.
+A greedy cover then keeps, per label, the exemplars that together find the most training objects.
+Detection searches a pyramid of the image: at each level, objects of one size appear TEMPLATE_SIDE
+pixels long, so the small exemplars are matched (normalised cross-correlation) against a downscaled
+image, which is what keeps a 1024 px image well under a second. More reviewed boxes mean exemplars
+covering more of the ways a mark can look (style, tilt, blur, occlusion) and better-measured
+clutter, which is why each iteration's model is better than the last.
 """
 
 import io
@@ -70,8 +73,7 @@ class ExemplarSet:
         return [exemplar for exemplar in self.exemplars if exemplar.label == label]
 
     def size_range(self, label):
-        smallest, largest = self.sides[label]
-        return max(MIN_OBJECT_SIDE, smallest / SIZE_MARGIN), largest * SIZE_MARGIN
+        return search_range(*self.sides[label])
 
     def to_bytes(self):
         arrays = {f"e{index}": exemplar.pixels for index, exemplar in enumerate(self.exemplars)}
@@ -131,6 +133,11 @@ def crop_exemplar(grey, box, label, source=-1):
     if float(pixels.std()) < 2.0:
         return None  # a flat crop correlates with noise everywhere
     return Exemplar(label, pixels, float(max(crop.shape)), source=source)
+
+
+def search_range(smallest, largest):
+    """Object sizes (long side) searched for a label whose training boxes span smallest..largest."""
+    return max(MIN_OBJECT_SIDE, smallest / SIZE_MARGIN), largest * SIZE_MARGIN
 
 
 def levels(size_range, image_side):
@@ -239,7 +246,7 @@ def learn(samples, progress=None):
     pyramids = [Pyramid(grey) for grey, _ in samples]
     total, done, kept = sum(len(found) for found in by_label.values()), 0, []
     for label in sorted(by_label):
-        size_range = (max(MIN_OBJECT_SIDE, sides[label][0] / SIZE_MARGIN), sides[label][1] * SIZE_MARGIN)
+        size_range = search_range(*sides[label])
         measured = []
         for exemplar in by_label[label]:
             measured.append(_measure(exemplar, samples, pyramids, size_range))
