@@ -20,6 +20,8 @@ import numpy as np
 
 from projects.proposals import UNCERTAIN_BAND, Detection, ImageProposalError, ModelNotReady
 
+# Status of a local ModelVersion whose exemplars are stored and usable.
+READY = "READY"
 TEMPLATE_SIDE = 24
 MAX_EXEMPLARS_PER_LABEL = 16
 LEVEL_RATIO = 1.2
@@ -346,7 +348,7 @@ class LocalDetectorBackend:
     def __init__(self, model_version):
         from projects.models import ModelVersion
 
-        if model_version.kind != ModelVersion.Kind.LOCAL or model_version.status != "READY":
+        if model_version.kind != ModelVersion.Kind.LOCAL or model_version.status != READY:
             raise ModelNotReady(f"model {model_version.name} is not a ready local model")
         self.model_version = model_version
         self.exemplars = load_exemplars(model_version)

@@ -14,7 +14,7 @@ from projects.imagefiles import read_image_bytes
 from projects.models import Image, ModelVersion, RunStatus, TrainingRun
 from projects.proposals import DEFAULT_THRESHOLD
 
-READY = "READY"
+READY = detector.READY
 TRAINING = "TRAINING"
 FAILED = "FAILED"
 
