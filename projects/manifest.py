@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connections
+from django.db.models import Q
 
 from projects.manifest_checks import ManifestValidator, ValidationReport, validate_lines
 from projects.models import Image, Proposal
@@ -238,12 +239,22 @@ def _rows(queryset):
         return cursor.fetchall()
 
 
+def _for_images(image_ids):
+    """A filter on a chunk's image ids that the planner reads as selective even without statistics.
+
+    Right after a bulk load PostgreSQL has no statistics yet, guesses that a 2000-id IN matches
+    half the table, and scans all of it for every chunk (28 s instead of 5 s at 250k images); the
+    id range beside the IN keeps its estimate small, and costs nothing when statistics exist.
+    """
+    return Q(image_id__in=image_ids, image_id__gte=min(image_ids), image_id__lte=max(image_ids))
+
+
 def _boxes_by_image(image_ids, ids):
     grouped = {}
     if not image_ids:
         return grouped
     rows = _rows(
-        Box.objects.filter(image_id__in=image_ids)
+        Box.objects.filter(_for_images(image_ids))
         .order_by("image_id", "id")
         .values_list("image_id", "label_id", "left", "top", "width", "height")
     )
@@ -260,7 +271,7 @@ def _boxes_by_image(image_ids, ids):
 def _proposals_by_image(image_ids, ids, model_version, thresholds):
     grouped = {}
     rows = _rows(
-        Proposal.objects.filter(image_id__in=image_ids, model_version=model_version, left__isnull=False)
+        Proposal.objects.filter(_for_images(image_ids), model_version=model_version, left__isnull=False)
         .order_by("image_id", "-confidence", "id")
         .values_list("image_id", "label_id", "left", "top", "width", "height", "confidence")
     )
