@@ -160,23 +160,28 @@ def test_concurrent_claimers_never_get_the_same_image(tmp_path):
             Image(iteration=iteration, source=f"s3://b/{n}.jpg", name=f"{n}.jpg", width=10, height=10,
                   position=n, uncertainty=n % 7) for n in range(60)])
         users = [make_user(f"claimer{n}") for n in range(6)]
-        barrier = threading.Barrier(len(users))
+        # Every round, all reviewers claim at the same moment, then all save: each claim races the
+        # others (SQLite's lock would otherwise let one thread take every image in turn).
+        barrier = threading.Barrier(len(users), timeout=60)
         claimed, errors = {user.pk: [] for user in users}, []
 
-        def review_until_empty(user):
+        def review_in_rounds(user):
             use_shared_database()
             try:
-                barrier.wait()
-                while (image := claim_next(iteration=iteration, user=user)) is not None:
+                for _ in range(10):
+                    barrier.wait()
+                    image = claim_next(iteration=iteration, user=user)
                     claimed[user.pk].append(image.pk)
+                    barrier.wait()
                     submit_review(image=image, reviewer=user, version=image.version, boxes=[],
                                   no_objects=True)
             except Exception as error:  # reported below, with the thread's user
                 errors.append((user.username, repr(error)))
+                barrier.abort()
             finally:
                 connections["default"].close()
 
-        threads = [threading.Thread(target=review_until_empty, args=(user,)) for user in users]
+        threads = [threading.Thread(target=review_in_rounds, args=(user,)) for user in users]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -185,6 +190,7 @@ def test_concurrent_claimers_never_get_the_same_image(tmp_path):
         assert errors == []
         every_claim = [pk for pks in claimed.values() for pk in pks]
         assert sorted(every_claim) == sorted(Image.objects.values_list("pk", flat=True))
-        assert sum(1 for pks in claimed.values() if pks) > 1
+        assert [len(pks) for pks in claimed.values()] == [10] * 6
+        assert claim_next(iteration=iteration, user=users[0]) is None
         reviewed_by = dict(Image.objects.values_list("pk", "reviewed_by_id"))
         assert all(reviewed_by[pk] == user_pk for user_pk, pks in claimed.items() for pk in pks)
