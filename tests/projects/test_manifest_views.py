@@ -210,3 +210,28 @@ def test_publish_refuses_an_output_bucket_of_another_owner(owner, iteration, s3,
         publish_to_s3(iteration=iteration, user=owner)
     assert "Contents" not in s3.list_objects_v2(Bucket="out-bucket")
     assert Export.objects.get().status == RunStatus.FAILED
+
+
+def test_a_running_publish_page_polls_until_done(client, owner, iteration):
+    export = Export.objects.create(iteration=iteration, kind=Export.Kind.S3, status=RunStatus.RUNNING)
+    client.force_login(owner)
+    running = client.get(url("manifest-export", export.pk), headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in running
+    assert 'hx-trigger="load delay:2s"' in running
+    assert '<strong data-testid="export-status">Running</strong>' in running
+    export.status = RunStatus.SUCCEEDED
+    export.uri = "s3://out/m.manifest"
+    export.lines = 1
+    export.report = {"validation": None, "files": [{"uri": export.uri, "lines": 1, "role": "manifest",
+                                                     "validation": {}}]}
+    export.save()
+    done = client.get(url("manifest-export", export.pk), headers={"HX-Request": "true"}).content.decode()
+    assert "hx-trigger" not in done
+    assert '<code data-testid="export-uri">s3://out/m.manifest</code> (1 lines)' in done
+
+
+def test_exports_of_another_iteration_are_not_found(client, owner, iteration):
+    other = make_iteration(iteration.project, "v3")
+    export = Export.objects.create(iteration=other, kind=Export.Kind.S3)
+    client.force_login(owner)
+    assert client.get(url("manifest-export", export.pk)).status_code == 404

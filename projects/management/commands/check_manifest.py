@@ -2,6 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from projects.manifest_checks import check_split, validate_lines
 
+# Tolerates the byte-order mark some Windows editors put at the start of a UTF-8 file.
+ENCODING = "utf-8-sig"
+
 
 class Command(BaseCommand):
     help = (
@@ -24,7 +27,7 @@ class Command(BaseCommand):
             self.stdout.write(report.as_text())
             errors += len(report.errors)
         if test:
-            with open(file, encoding="utf-8") as train_lines, open(test, encoding="utf-8") as test_lines:
+            with open(file, encoding=ENCODING) as train_lines, open(test, encoding=ENCODING) as test_lines:
                 try:
                     problems = check_split(train_lines, test_lines)
                 except ValueError as error:
@@ -37,7 +40,7 @@ class Command(BaseCommand):
 
     def _check(self, path):
         try:
-            with open(path, encoding="utf-8") as lines:
+            with open(path, encoding=ENCODING) as lines:
                 return validate_lines(lines)
         except FileNotFoundError:
             raise CommandError(f"no file {path}") from None

@@ -29,9 +29,9 @@ class Command(BaseCommand):
         except ProjectSetupError as error:
             raise CommandError(str(error)) from None
         try:
-            with open(file, encoding="utf-8") as lines:
+            with open(file, encoding="utf-8-sig") as lines:
                 total = sum(1 for _ in lines)
-            with open(file, encoding="utf-8") as lines:
+            with open(file, encoding="utf-8-sig") as lines:
                 report = import_manifest(
                     iteration=iteration, lines=lines, create_labels=create_labels,
                     trust_machine_labels=trust_machine_labels, progress=ProgressBar("Importing"),
