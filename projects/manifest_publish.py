@@ -150,7 +150,8 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
     try:
         parts = _write_checked(iteration=iteration, folder=path.parent, options=options,
                                test_fraction=test_fraction, progress=progress)
-    except ManifestError as error:
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
         raise
     targets = [_suffixed(path, part.suffix) for part in parts]
@@ -200,7 +201,8 @@ def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, te
                                    test_fraction=test_fraction, progress=progress)
             _check_bucket_owner(parts[0].report, location.bucket, region)
             uris = _upload(parts, location, iteration, region)
-    except ManifestError as error:
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
         raise
     _succeed(export, parts, uris)
@@ -257,7 +259,8 @@ def start_download(*, iteration, include_unreviewed=False, include_empty=True, u
         report = check_download(iteration=iteration, **options)
         if not report.ok:
             raise ManifestRefused(refusal(report), report)
-    except ManifestError as error:
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
         raise
     export.report = {"validation": report.as_dict()}
