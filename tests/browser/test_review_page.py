@@ -140,10 +140,16 @@ def test_drawing_a_box_with_the_mouse_adds_it(login_page, live_server, reviewer,
     page.mouse.move(*at(140, 90), steps=5)
     page.mouse.up()
     assert list_states(page) == [["added", "false"]]
+    # The new box is selected: drag its bottom-right handle 10 px right and 20 px down.
+    page.mouse.move(*at(140, 90))
+    page.mouse.down()
+    page.mouse.move(*at(145, 100), steps=3)
+    page.mouse.move(*at(150, 110), steps=3)
+    page.mouse.up()
     submit_with(page, "Enter")
 
     page.wait_for_selector('[data-testid="queue-empty"]')
-    assert boxes(image) == [("smile-logo", 40.0, 30.0, 100.0, 60.0, "added", False)]
+    assert boxes(image) == [("smile-logo", 40.0, 30.0, 110.0, 80.0, "added", False)]
 
 
 def test_confidence_slider_hides_a_box_without_rejecting_it(login_page, live_server, reviewer,
@@ -224,3 +230,28 @@ def test_a_lost_lease_is_explained_and_the_work_is_kept_for_a_retry(login_page, 
     assert response.value.status == 200
     page.wait_for_selector('[data-testid="queue-empty"]')
     assert boxes(image) == [("aws-logo", 150.0, 100.0, 60.0, 40.0, "accepted", False)]
+
+
+def test_back_reopens_the_last_image_and_a_correction_replaces_its_boxes(login_page, live_server, reviewer,
+                                                                         iteration, model):
+    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
+    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    make_proposal(first, "aws-logo", (10, 20, 100, 50), confidence=92, model_version=model)
+    kept = make_proposal(first, "smile-logo", (150, 100, 60, 40), confidence=81, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    submit_with(page, "Enter")
+    page.wait_for_url(f"**/review/images/{second.pk}/")
+
+    page.get_by_role("button", name="← Back").click()
+    page.wait_for_url(f"**/review/images/{first.pk}/")
+    assert list_states(page) == [["accepted", "false"], ["accepted", "false"]]
+    page.keyboard.press("Tab")
+    page.keyboard.press("x")
+    submit_with(page, "Enter")
+
+    # The second image, still held by this reviewer, comes back next.
+    page.wait_for_url(f"**/review/images/{second.pk}/")
+    assert boxes(first) == [("smile-logo", 150.0, 100.0, 60.0, 40.0, "accepted", False)]
+    assert Box.objects.get(image=first).proposal_id == kept.pk
+    first.refresh_from_db()
+    assert (first.version, Review.objects.filter(image=first).count()) == (2, 2)
