@@ -4,6 +4,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from projects.models import Image
 from reviewer.models import Box, Review
@@ -80,7 +81,7 @@ def test_enter_accepts_every_proposal_and_the_next_image_appears(login_page, liv
     submit_with(page, "Enter")
 
     page.wait_for_url(f"**/review/images/{second.pk}/")
-    assert page.inner_text("#progress") == "1 of 2 left in v2"
+    expect(page.locator("#progress")).to_have_text("1 of 2 left in v2")
     # Same size of image, same zoom: the zoom level is kept from image to image.
     assert page.locator("#editor-svg").bounding_box()["width"] == zoomed
     assert page.evaluate("localStorage.getItem('loupe.review.zoom')") == "1.25"
@@ -220,7 +221,8 @@ def test_a_lost_lease_is_explained_and_the_work_is_kept_for_a_retry(login_page, 
         page.keyboard.press("Enter")
     assert response.value.status == 409
     message = page.locator("#message")
-    assert message.inner_text().startswith(
+    # The 409 arrives before the page has drawn its message: wait for the text, don't race it.
+    expect(message).to_contain_text(
         "Another reviewer is holding this image now (your hold on it expired).")
     assert list_states(page) == [["rejected", "false"], ["undecided", "false"]]
 
