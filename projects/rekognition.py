@@ -47,9 +47,10 @@ class RekognitionError(Exception):
 @lru_cache(maxsize=8)
 def get_client(region=None):
     # Adaptive mode rate-limits the whole process when Rekognition throttles; the backend's own
-    # bounded retry with jitter sits on top for the throttles that still get through.
+    # bounded retry with jitter sits on top for the throttles that still get through. botocore
+    # retries only once itself, so the two layers multiply to at most 2 x 6 calls per image.
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": 4},
+        retries={"mode": "adaptive", "max_attempts": 2},
         max_pool_connections=MAX_CONCURRENCY + 4,
     )
     return boto3.client("rekognition", region_name=region, config=config)

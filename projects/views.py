@@ -1,4 +1,7 @@
+import hashlib
+
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
@@ -127,16 +130,30 @@ def image_file(request, image_id):
     """The image's bytes for members of its project: a presigned redirect for S3 images."""
     image = get_image_for_user(request.user, image_id)
     if image.in_s3:
-        location = s3.parse_s3_uri(image.source)
-        try:
-            url = s3.presigned_url(
-                location.bucket, location.key, region=image.iteration.project.region or None
-            )
-        except s3.S3Error as error:
-            raise Http404(str(error)) from error
-        return HttpResponseRedirect(url)
+        return HttpResponseRedirect(_presigned_image_url(image))
     if not default_storage.exists(image.source):
         raise Http404("The image file is missing from storage.")
     response = FileResponse(default_storage.open(image.source, "rb"))
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+PRESIGNED_SECONDS = 900
+
+
+def _presigned_image_url(image):
+    # The same URL for a while lets the browser's cache serve the prefetched next image; it is
+    # reused for at most two thirds of its life so it never expires while a page shows it.
+    key = "presigned-image:" + hashlib.sha256(image.source.encode()).hexdigest()
+    url = cache.get(key)
+    if url is None:
+        location = s3.parse_s3_uri(image.source)
+        try:
+            url = s3.presigned_url(
+                location.bucket, location.key, expires=PRESIGNED_SECONDS,
+                region=image.iteration.project.region or None,
+            )
+        except s3.S3Error as error:
+            raise Http404(str(error)) from error
+        cache.set(key, url, PRESIGNED_SECONDS * 2 // 3)
+    return url

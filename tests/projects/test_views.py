@@ -154,3 +154,16 @@ def test_project_list_query_count_does_not_grow_with_projects(
     with django_assert_num_queries(3):
         response = client.get(reverse("projects:list"))
     assert len(response.context["projects"]) == projects
+
+
+def test_presigned_url_is_reused_so_the_prefetched_image_is_cached(client, reviewer, s3):
+    from django.core.cache import cache
+
+    cache.clear()
+    iteration = make_iteration(make_project("logos", reviewer=reviewer), "v1")
+    image = make_image(iteration, source="s3://photos/v1/b.jpg")
+    client.force_login(reviewer)
+    url = reverse("projects:image-file", args=[image.pk])
+    first = client.get(url)["Location"]
+    second = client.get(url)["Location"]
+    assert first == second
