@@ -8,6 +8,7 @@ affected images. Rules: shared/spec/formats.md section 1, "Limits and rules RCL 
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from projects.imports import MAX_BYTES as MAX_IMAGE_BYTES
@@ -337,6 +338,33 @@ def _metadata_type(obj, key):
 def detection_attributes(obj):
     """Names of the object-detection attributes of a parsed line, in file order."""
     return [key for key in _attribute_keys(obj) if _metadata_type(obj, key) == DETECTION_TYPE]
+
+
+@dataclass
+class Attribute:
+    name: str
+    human: bool
+    created: datetime
+    size: tuple  # (width, height, depth)
+    boxes: list  # (label name, left, top, width, height, confidence 0..1)
+
+
+def parse_detection_attribute(obj, name):
+    """The boxes of a well-formed object-detection attribute; ValueError saying what is wrong."""
+    problem = attribute_problem(obj, name)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    body, metadata = obj[name], obj[name + "-metadata"]
+    size = body["image_size"][0]
+    class_map = metadata["class-map"]
+    boxes = [
+        (class_map[str(box["class_id"])], box["left"], box["top"], box["width"], box["height"],
+         entry["confidence"])
+        for box, entry in zip(body["annotations"], metadata["objects"], strict=True)
+    ]
+    created = datetime.fromisoformat(metadata["creation-date"]).replace(tzinfo=UTC)
+    return Attribute(name, metadata["human-annotated"] == "yes", created,
+                     (size["width"], size["height"], size["depth"]), boxes)
 
 
 def attribute_problem(obj, attribute):

@@ -9,15 +9,20 @@ with its number and never stops the rest. Importing the same file again changes 
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from django.db import transaction
 from django.db.models import Max
 
 from projects.manifest import source_resolver, storage_prefix
-from projects.manifest_checks import IGNORED_TYPES, RCL_KEYS, attribute_problem, detection_attributes
+from projects.manifest_checks import (
+    IGNORED_TYPES,
+    RCL_KEYS,
+    detection_attributes,
+    parse_detection_attribute,
+)
 from projects.models import Image, ModelVersion, Proposal
 from projects.provisioning import ProjectSetupError, add_labels
+from reviewer.geometry import Rect, clip_to_frame
 from reviewer.models import Box
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
@@ -44,15 +49,6 @@ class ManifestImportReport:
 
 class LineError(Exception):
     """This line cannot be imported; the message says why."""
-
-
-@dataclass
-class Attribute:
-    name: str
-    human: bool
-    created: datetime
-    size: tuple  # (width, height, depth)
-    boxes: list  # (label name, left, top, width, height, confidence 0..1)
 
 
 class _Importer:
@@ -118,20 +114,10 @@ class _Importer:
         return [self._parse(obj, name) for name in detection]
 
     def _parse(self, obj, name):
-        problem = attribute_problem(obj, name)
-        if problem:
-            raise LineError(f"{name}: {problem}")
-        body, metadata = obj[name], obj[name + "-metadata"]
-        size = body["image_size"][0]
-        class_map = metadata["class-map"]
-        boxes = [
-            (class_map[str(box["class_id"])], box["left"], box["top"], box["width"], box["height"],
-             entry["confidence"])
-            for box, entry in zip(body["annotations"], metadata["objects"], strict=True)
-        ]
-        created = datetime.fromisoformat(metadata["creation-date"]).replace(tzinfo=UTC)
-        return Attribute(name, metadata["human-annotated"] == "yes", created,
-                         (size["width"], size["height"], size["depth"]), boxes)
+        try:
+            return parse_detection_attribute(obj, name)
+        except ValueError as error:
+            raise LineError(str(error)) from None
 
     def _store(self, number, source, attributes):
         self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
@@ -238,12 +224,8 @@ class _Importer:
 
 def _inside(geometry, frame_width, frame_height):
     """(left, top, width, height) clipped to the frame as floats, or None if nothing is left."""
-    left, top, width, height = geometry
-    x0, y0 = max(left, 0), max(top, 0)
-    x1, y1 = min(left + width, frame_width), min(top + height, frame_height)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1 - x0, y1 - y0
+    part = clip_to_frame(Rect(*geometry), frame_width, frame_height)
+    return None if part is None else tuple(part)
 
 
 def _local_source_mapper(iteration):

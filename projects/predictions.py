@@ -12,9 +12,11 @@ import json
 import numbers
 from dataclasses import dataclass, field
 
+from projects.manifest_checks import parse_detection_attribute
 from projects.models import ModelVersion
 from projects.proposals import Detection, InvalidDetection, store_detections
 from projects.rekognition import ratio_box_to_pixels
+from reviewer.geometry import Rect, clip_to_frame
 
 OBJECT_DETECTION = "groundtruth/object-detection"
 IMAGE_CLASSIFICATION = "groundtruth/image-classification"
@@ -123,7 +125,7 @@ def detections_from_line(data, *, width, height, attribute=None):
         raise LineError(f"no label attribute {name!r} with {name}-metadata")
     kind = metadata.get("type")
     if kind == OBJECT_DETECTION:
-        return _from_object_detection(name, data[name], metadata, width, height)
+        return _from_object_detection(data, name, width, height)
     if kind == IMAGE_CLASSIFICATION:
         return [Detection(_class_name(metadata), _manifest_confidence(metadata.get("confidence")), None)]
     raise LineError(f"attribute {name!r} is of type {kind!r}, not an object-detection or classification")
@@ -180,48 +182,26 @@ def _ratio_box(ratios, width, height, where):
     return box
 
 
-def _from_object_detection(name, value, metadata, width, height):
-    annotations = value.get("annotations") if isinstance(value, dict) else None
-    objects = metadata.get("objects")
-    class_map = metadata.get("class-map")
-    if not isinstance(annotations, list) or not isinstance(objects, list):
-        raise LineError(f"{name} needs annotations and {name}-metadata needs objects")
-    if len(objects) != len(annotations):
-        raise LineError(f"{name}: {len(annotations)} annotations but {len(objects)} objects")
-    if not isinstance(class_map, dict):
-        raise LineError(f"{name}-metadata has no class-map")
-    detections = []
-    for index, (annotation, found) in enumerate(zip(annotations, objects, strict=True)):
-        where = f"{name}.annotations[{index}]"
-        label = _annotation_label(annotation, class_map, where)
-        confidence = _manifest_confidence(found.get("confidence") if isinstance(found, dict) else None)
-        detections.append(Detection(label, confidence, _pixel_box(annotation, width, height, where)))
-    return detections
+def _from_object_detection(data, name, width, height):
+    try:
+        attribute = parse_detection_attribute(data, name)
+    except ValueError as error:
+        raise LineError(str(error)) from None
+    return [
+        Detection(label, _manifest_confidence(confidence),
+                  _pixel_box(geometry, width, height, f"{name}.annotations[{index}]"))
+        for index, (label, *geometry, confidence) in enumerate(attribute.boxes)
+    ]
 
 
-def _annotation_label(annotation, class_map, where):
-    if not isinstance(annotation, dict):
-        raise LineError(f"{where} is not an object")
-    class_id = annotation.get("class_id")
-    label = class_map.get(str(class_id)) if _number(class_id) else None
-    if not isinstance(label, str):
-        raise LineError(f"{where}: class_id {class_id!r} is not in the class-map")
-    return label
-
-
-def _pixel_box(annotation, width, height, where):
-    keys = ("left", "top", "width", "height")
-    if not all(_number(annotation.get(key)) for key in keys):
-        raise LineError(f"{where}: invalid box (needs numbers {', '.join(keys)})")
-    left, top, box_width, box_height = (float(annotation[key]) for key in keys)
-    if box_width <= 0 or box_height <= 0:
+def _pixel_box(geometry, width, height, where):
+    if geometry[2] <= 0 or geometry[3] <= 0:
         raise LineError(f"{where}: invalid box (width and height must be > 0)")
     # Clamped like Rekognition's boxes; a box with nothing inside the frame is an error.
-    right, bottom = min(left + box_width, width), min(top + box_height, height)
-    left, top = max(left, 0.0), max(top, 0.0)
-    if right <= left or bottom <= top:
+    part = clip_to_frame(Rect(*map(float, geometry)), width, height)
+    if part is None:
         raise LineError(f"{where}: invalid box (it lies outside the {width}x{height} image)")
-    return (left, top, right - left, bottom - top)
+    return tuple(part)
 
 
 def _class_name(metadata):

@@ -33,6 +33,7 @@ from projects.proposals import (
     ImageProposalError,
     ModelNotReady,
 )
+from reviewer.geometry import Rect, clip_to_frame
 
 THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException"}
 # DetectCustomLabels refuses raw bytes of 4 MB or more; images in S3 go by reference instead.
@@ -71,18 +72,14 @@ def _error_parts(error):
 def ratio_box_to_pixels(box, width, height):
     """A DetectCustomLabels BoundingBox (ratios) as a pixel box clamped into the frame, or None
     when nothing of it lies inside the frame. Rounded to 1/1000 px so stored values are stable."""
-    left = _clamp(box["Left"] * width, width)
-    top = _clamp(box["Top"] * height, height)
-    right = _clamp((box["Left"] + box["Width"]) * width, width)
-    bottom = _clamp((box["Top"] + box["Height"]) * height, height)
-    pixel_width, pixel_height = round(right - left, 3), round(bottom - top, 3)
+    rect = Rect(box["Left"] * width, box["Top"] * height, box["Width"] * width, box["Height"] * height)
+    part = clip_to_frame(rect, width, height)
+    if part is None:
+        return None
+    pixel_width, pixel_height = round(part.width, 3), round(part.height, 3)
     if pixel_width <= 0 or pixel_height <= 0:
         return None
-    return (round(left, 3), round(top, 3), pixel_width, pixel_height)
-
-
-def _clamp(value, limit):
-    return min(max(value, 0.0), float(limit))
+    return (round(part.left, 3), round(part.top, 3), pixel_width, pixel_height)
 
 
 def detections_from_custom_labels(custom_labels, *, width, height):

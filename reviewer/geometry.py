@@ -39,6 +39,13 @@ def clamped(rect, width, height):
     return Rect(left, top, max(right - left, 0.0), max(bottom - top, 0.0))
 
 
+def clip_to_frame(rect, width, height):
+    """The part of rect inside the frame, or None when nothing of it is (a model's box may overhang
+    the image; a box wholly outside it is no box at all)."""
+    part = clamped(rect, width, height)
+    return part if part.width > 0 and part.height > 0 else None
+
+
 def normalized_proposal(rect, width, height):
     """A proposal as the editor shows it: models may overhang the frame, the truth may not."""
     return rounded(clamped(rect, width, height))

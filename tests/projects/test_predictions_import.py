@@ -124,15 +124,15 @@ def test_bad_lines_are_reported_with_numbers_and_good_lines_imported(iteration, 
         (4, "no image s3://b/v2/missing.jpg in logos/v2"),
         (5, "CustomLabels[1]: invalid box (Width and Height must be > 0)"),
         (6, "bounding-box.annotations[0]: invalid box (width and height must be > 0)"),
-        (7, "bounding-box.annotations[0]: class_id 7 is not in the class-map"),
-        (8, "bounding-box: 1 annotations but 0 objects"),
+        (7, "bounding-box: annotation 0: class_id 7 is not in class-map"),
+        (8, "bounding-box: objects has 0 entries for 1 annotations"),
         (9, "bounding-box.annotations[0]: invalid box (it lies outside the 200x100 image)"),
         (10, "CustomLabels[0]: Confidence must be a number 0..100"),
         (11, "not a JSON object"),
         (12, "no source-ref"),
         (13, "no CustomLabels and no Ground Truth object-detection attribute"),
         (14, "not UTF-8 text"),
-        (15, "confidence 2.5 must be a number 0..1 in a manifest"),
+        (15, "bounding-box: objects[0] needs a confidence between 0 and 1"),
     ]
     # Nothing of a rejected line was written: line 5's valid first box is not there either.
     assert not Proposal.objects.filter(image__source="s3://b/v2/b.jpg").exists()
