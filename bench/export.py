@@ -13,17 +13,14 @@ with all the figures.
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchdb import scratch_database, setup_django
+
 BOXES_PER_IMAGE = 5
 BATCH = 5000
 
@@ -36,36 +33,6 @@ def parse_args():
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL server to create the throwaway database on")
     return parser.parse_args()
-
-
-def create_postgres_database(url):
-    import psycopg
-
-    name = f"loupe_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
-    return name, urlunsplit(parts._replace(path="/" + name))
-
-
-def drop_postgres_database(url, name):
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def setup_django(database_url):
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def grow(iteration, labels, start, stop):
@@ -174,18 +141,8 @@ def run(args, database_url, backend):
 
 def main():
     args = parse_args()
-    if args.database_url:
-        name, url = create_postgres_database(args.database_url)
-        try:
-            run(args, url, "postgresql")
-        finally:
-            from django.db import connections
-
-            connections.close_all()
-            drop_postgres_database(args.database_url, name)
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            run(args, f"sqlite:///{folder}/bench.sqlite3", "sqlite")
+    with scratch_database(args.database_url) as (url, backend):
+        run(args, url, backend)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,12 @@ model version and the median is reported. The last line printed is one JSON obje
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchdb import scratch_database, setup_django
+
 LATENCY = 0.2
 SLEEP_CONCURRENCIES = (1, 8, 16)
 INSTANT_CONCURRENCY = 4
@@ -41,35 +37,6 @@ def parse_args():
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL server to create the throwaway database on")
     return parser.parse_args()
-
-
-def create_postgres_database(url):
-    import psycopg
-
-    name = f"loupe_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return name, urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def drop_postgres_database(url, name):
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def setup_django(database_url):
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def make_fake_backend(latency):
@@ -160,23 +127,9 @@ def print_table(results, engine):
 
 def main():
     args = parse_args()
-    database_name = None
-    with tempfile.TemporaryDirectory(prefix="loupe-bench-") as folder:
-        if args.database_url:
-            database_name, url = create_postgres_database(args.database_url)
-            engine = "PostgreSQL"
-        else:
-            url = f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
-            engine = "SQLite"
-        try:
-            setup_django(url)
-            results = run_benchmark(args)
-        finally:
-            if database_name:
-                from django.db import connections
-
-                connections.close_all()
-                drop_postgres_database(args.database_url, database_name)
+    with scratch_database(args.database_url) as (url, engine):
+        setup_django(url)
+        results = run_benchmark(args)
     print_table(results, engine)
     top = next(row for row in results if row["case"] == f"sleep-{SLEEP_CONCURRENCIES[-1]}")
     meets = top["share_of_ideal"] >= TARGET_SHARE

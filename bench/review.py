@@ -1,37 +1,32 @@
 """Benchmark: server time of the review loop (claim the next image, save its review) at scale.
 
 Builds one iteration of 100,000 pending images with 500,000 proposals (5 per image) in a throwaway
-database: a temporary SQLite file by default, or with --database-url postgres://.../NAME the
-database NAME, dropped and recreated on that server and dropped again at the end. Then it plays a
+database: a temporary SQLite file by default, or with --database-url postgres://... a database
+created on that server and dropped at the end. Then it plays a
 reviewer for --iterations rounds: claim_next + submit_review, as the review page and headless
 loops call them (a mix of accept-all, adjust, reject, add and "no objects"), while two other
 reviewers hold leases on the hardest images. With --views it also times the HTTP submit view
 through Django's test client (parse, validate, save, claim the next image, build its payload).
 
 Prints a table with p50/p95/max per step; the last line is one JSON object with the figures.
-On SQLite most of the time is the disk flush of each commit (two per review: the claim and the save);
---sqlite-journal and --sqlite-sync change the bench database's pragmas to show how much, and are
-labelled as such in the output.
+SQLite runs with Loupe's own pragmas (WAL, synchronous=NORMAL); --sqlite-journal and --sqlite-sync
+override them to show what the disk flush of each commit costs, and are labelled as such.
 
     .venv/bin/python bench/review.py [--images 100000] [--per-image 5] [--iterations 300] [--views]
-                                     [--database-url postgres://postgres@127.0.0.1:5432/loupe_bench_review]
+                                     [--database-url postgres://postgres@127.0.0.1:5432/postgres]
                                      [--sqlite-journal WAL] [--sqlite-sync NORMAL]
 """
 
 import argparse
 import json
-import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 import warnings
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchdb import scratch_database, setup_django
+
 BATCH = 10_000
 WARMUP = 5  # untimed rounds: first-request imports and cold caches are not the steady state
 TARGET_P95_MS = 30.0
@@ -49,37 +44,17 @@ def parse_args():
     parser.add_argument("--sqlite-journal", choices=["DELETE", "WAL"], default="",
                         help="diagnostic only: SQLite's journal mode (default: the app's setting)")
     parser.add_argument("--database-url", default="",
-                        help="postgres://.../NAME: NAME is dropped, recreated and dropped again")
+                        help="a PostgreSQL server to create the throwaway database on")
     return parser.parse_args()
 
 
-def recreate_postgres_database(url, *, drop_only=False):
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    maintenance = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def setup_django(database_url, views):
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+def setup(database_url, views):
     if views:
-        os.environ["ALLOWED_HOSTS"] = "testserver"
         # The bench serves no static files; whitenoise's note about the missing folder is noise here.
         warnings.filterwarnings("ignore", message="No directory at")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+        setup_django(database_url, ALLOWED_HOSTS="testserver")
+    else:
+        setup_django(database_url)
 
 
 def populate(images, per_image):
@@ -233,15 +208,8 @@ def percentiles(seconds):
 
 def main():
     args = parse_args()
-    scratch = None
-    if args.database_url:
-        recreate_postgres_database(args.database_url)
-        url = args.database_url
-    else:
-        scratch = tempfile.TemporaryDirectory(prefix="loupe-bench-review-")
-        url = f"sqlite:///{scratch.name}/bench.sqlite3"
-    try:
-        setup_django(url, args.views)
+    with scratch_database(args.database_url) as (url, vendor):
+        setup(url, args.views)
         from django.db import connection
 
         started = time.perf_counter()
@@ -259,13 +227,7 @@ def main():
                 "claim+submit": percentiles([c + s for c, s in zip(claims, submits, strict=True)])}
         if browser:
             rows["submit view (HTTP, incl. next claim)"] = percentiles(browser[0].timings)
-        vendor = connection.vendor
         connection.close()
-    finally:
-        if args.database_url:
-            recreate_postgres_database(args.database_url, drop_only=True)
-        if scratch:
-            scratch.cleanup()
     report(vendor, args, setup_s, rows)
 
 
