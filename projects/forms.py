@@ -3,6 +3,16 @@ from django import forms
 from projects.models import Project
 
 
+def first_error(form):
+    """One line for the first problem of an invalid form, named by the field's label."""
+    name, errors = next(iter(form.errors.items()))
+    field = form.fields.get(name)
+    if field is None:
+        return errors[0]
+    label = field.label or name.replace("_", " ").capitalize()
+    return f"{label}: {errors[0]}"
+
+
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 

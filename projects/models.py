@@ -292,19 +292,10 @@ class RunStatus(models.TextChoices):
     STOPPED = "stopped", "Stopped early"
 
 
-class ProposalRun(models.Model):
-    """One run of a model over an iteration's images; resumable, so counts are cumulative."""
+class BackgroundRun(models.Model):
+    """What every record of long work has: its state, its error, its task and its timing."""
 
-    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="proposal_runs")
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="proposal_runs"
-    )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    concurrency = models.PositiveSmallIntegerField(default=4)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    proposals = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
@@ -315,7 +306,22 @@ class ProposalRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class ProposalRun(BackgroundRun):
+    """One run of a model over an iteration's images; resumable, so counts are cumulative."""
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="proposal_runs")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="proposal_runs"
+    )
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    proposals = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return f"{self.model_version.name} on {self.iteration} ({self.status})"
@@ -376,7 +382,7 @@ class Export(models.Model):
         return f"{self.kind} export of {self.iteration_id} ({self.status})"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(BackgroundRun):
     """Training a new ModelVersion from an iteration's reviewed boxes (local or Rekognition)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
@@ -387,19 +393,7 @@ class TrainingRun(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
     )
     kind = models.CharField(max_length=16, choices=ModelVersion.Kind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     message = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self):
         return f"{self.kind} training for {self.project_id} ({self.status})"

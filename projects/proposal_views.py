@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects import rekognition
 from projects.access import get_iteration_for_user, get_project_for_user, role_in
+from projects.forms import first_error
 from projects.models import Membership, ModelVersion, RunStatus
 from projects.proposal_forms import StartProposalRunForm
 from projects.proposals import ProposalRunError, start_proposal_run
@@ -71,7 +72,7 @@ def proposal_run_start(request, slug, name):
         else:
             return _started(request, iteration, run)
     if not request.htmx:
-        messages.error(request, error or _first_error(form))
+        messages.error(request, error or first_error(form))
         return redirect("projects:iteration", slug=slug, name=name)
     return render(request, PANEL_TEMPLATE, panel_context(request, iteration, form=form, error=error))
 
@@ -81,11 +82,6 @@ def _started(request, iteration, run):
         messages.success(request, f"Proposal run #{run.pk} of {run.model_version.name} started.")
         return redirect("projects:iteration", slug=iteration.project.slug, name=iteration.name)
     return render(request, PANEL_TEMPLATE, panel_context(request, iteration))
-
-
-def _first_error(form):
-    field, errors = next(iter(form.errors.items()))
-    return f"{field.replace('_', ' ').capitalize()}: {errors[0]}"
 
 
 @require_GET

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, role_in
+from projects.forms import first_error
 from projects.models import Membership, RunStatus
 from projects.training import TrainingError, start_local_training
 from projects.training_forms import TrainLocalModelForm
@@ -48,7 +49,7 @@ def training_start(request, slug, name):
         else:
             return _started(request, iteration, run)
     if not request.htmx:
-        messages.error(request, error or _first_error(form))
+        messages.error(request, error or first_error(form))
         return redirect("projects:iteration", slug=slug, name=name)
     context = panel_context(request, iteration, form=form, error=error, is_owner=True)
     return render(request, PANEL_TEMPLATE, context)
@@ -59,11 +60,6 @@ def _started(request, iteration, run):
         messages.success(request, f"Training started: {run.message}.")
         return redirect("projects:iteration", slug=iteration.project.slug, name=iteration.name)
     return render(request, PANEL_TEMPLATE, panel_context(request, iteration, is_owner=True))
-
-
-def _first_error(form):
-    field, errors = next(iter(form.errors.items()))
-    return f"{form.fields[field].label if field in form.fields else field}: {errors[0]}"
 
 
 @require_GET
