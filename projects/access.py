@@ -11,8 +11,8 @@ from projects.models import Image, Iteration, Membership, Project
 
 
 def role_in(user, project):
-    """'owner', 'reviewer' or None. Staff act as owners everywhere."""
-    if user.is_staff:
+    """'owner', 'reviewer' or None. Superusers act as owners everywhere."""
+    if user.is_superuser:
         return Membership.Role.OWNER
     membership = project.memberships.filter(user=user).only("role").first()
     return membership.role if membership else None

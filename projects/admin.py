@@ -23,11 +23,18 @@ class OwnedProjectsAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        prefix = f"{self.project_path}__" if self.project_path else ""
-        return queryset.filter(**{
-            f"{prefix}memberships__user": request.user,
-            f"{prefix}memberships__role": Membership.Role.OWNER,
-        }).distinct()
+        return queryset.filter(**_owned_by(request.user, self.project_path)).distinct()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Without this a staff owner could attach rows (a membership!) to someone else's project.
+        if db_field.related_model is Project and not request.user.is_superuser:
+            kwargs["queryset"] = Project.objects.filter(**_owned_by(request.user, "")).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _owned_by(user, project_path):
+    prefix = f"{project_path}__" if project_path else ""
+    return {f"{prefix}memberships__user": user, f"{prefix}memberships__role": Membership.Role.OWNER}
 
 
 class LabelInline(admin.TabularInline):
@@ -54,14 +61,14 @@ class ProjectAdmin(OwnedProjectsAdmin):
 @admin.register(LabelClass)
 class LabelClassAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "hotkey", "color", "order"]
-    list_filter = ["project"]
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name"]
 
 
 @admin.register(Membership)
 class MembershipAdmin(OwnedProjectsAdmin):
     list_display = ["user", "project", "role"]
-    list_filter = ["role", "project"]
+    list_filter = ["role", ("project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "project__slug"]
     autocomplete_fields = ["user"]
 
@@ -69,7 +76,7 @@ class MembershipAdmin(OwnedProjectsAdmin):
 @admin.register(Iteration)
 class IterationAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "status", "model_version", "created_at"]
-    list_filter = ["project", "status"]
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter), "status"]
     search_fields = ["name", "project__slug"]
     raw_id_fields = ["model_version"]
 
@@ -81,7 +88,7 @@ class ImageAdmin(OwnedProjectsAdmin):
         "name", "iteration", "status", "no_objects", "width", "height", "uncertainty",
         "reviewed_by", "leased_by", "lease_expires_at",
     ]
-    list_filter = ["status", "no_objects", "iteration__project", "format"]
+    list_filter = ["status", "no_objects", ("iteration__project", admin.RelatedOnlyFieldListFilter), "format"]
     search_fields = ["name", "source"]
     list_select_related = ["iteration__project", "reviewed_by", "leased_by"]
     raw_id_fields = ["iteration", "reviewed_by", "leased_by"]
@@ -91,7 +98,7 @@ class ImageAdmin(OwnedProjectsAdmin):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(OwnedProjectsAdmin):
     list_display = ["name", "project", "kind", "status", "f1", "training_images", "created_at"]
-    list_filter = ["kind", "status", "project"]
+    list_filter = ["kind", "status", ("project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "arn"]
     raw_id_fields = ["trained_from"]
 
@@ -100,7 +107,10 @@ class ModelVersionAdmin(OwnedProjectsAdmin):
 class ProposalAdmin(OwnedProjectsAdmin):
     project_path = "image__iteration__project"
     list_display = ["image", "label", "confidence", "left", "top", "width", "height", "model_version"]
-    list_filter = ["model_version", "label__project"]
+    list_filter = [
+        ("model_version", admin.RelatedOnlyFieldListFilter),
+        ("label__project", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["image__name"]
     list_select_related = ["image", "label", "model_version"]
     raw_id_fields = ["image", "label", "model_version"]

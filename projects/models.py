@@ -30,7 +30,7 @@ def random_key():
 
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user):
-        if user.is_staff:
+        if user.is_superuser:
             return self.all()
         return self.filter(memberships__user=user)
 

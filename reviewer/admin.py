@@ -8,7 +8,7 @@ from reviewer.models import Box, Review
 class BoxAdmin(OwnedProjectsAdmin):
     project_path = "image__iteration__project"
     list_display = ["image", "label", "origin", "iou", "relabeled", "reviewer", "created_at"]
-    list_filter = ["origin", "relabeled", "label__project"]
+    list_filter = ["origin", "relabeled", ("label__project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["image__name", "reviewer__username"]
     list_select_related = ["image", "label", "reviewer"]
     raw_id_fields = ["image", "proposal", "reviewer"]
@@ -19,7 +19,7 @@ class BoxAdmin(OwnedProjectsAdmin):
 class ReviewAdmin(OwnedProjectsAdmin):
     project_path = "image__iteration__project"
     list_display = ["image", "reviewer", "submitted_at", "elapsed_ms", "no_objects", "changed"]
-    list_filter = ["no_objects", "changed", "image__iteration__project"]
+    list_filter = ["no_objects", "changed", ("image__iteration__project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["image__name", "reviewer__username"]
     list_select_related = ["image", "reviewer"]
     raw_id_fields = ["image", "reviewer"]

@@ -20,10 +20,10 @@ from reviewer.models import Box
 _counter = itertools.count(1)
 
 
-def make_user(username=None, *, password="pw", staff=False):
+def make_user(username=None, *, password="pw", staff=False, superuser=False):
     username = username or f"user{next(_counter)}"
     return get_user_model().objects.create_user(
-        username=username, password=password, is_staff=staff
+        username=username, password=password, is_staff=staff or superuser, is_superuser=superuser
     )
 
 

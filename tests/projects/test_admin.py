@@ -31,10 +31,7 @@ def test_every_changelist_renders_with_search_for_a_superuser(client):
 
 
 def _superuser():
-    user = make_user(staff=True)
-    user.is_superuser = True
-    user.save()
-    return user
+    return make_user(superuser=True)
 
 
 def test_staff_owner_sees_only_projects_they_own(client):
@@ -49,3 +46,15 @@ def test_staff_owner_sees_only_projects_they_own(client):
     assert [p.slug for p in projects.context["cl"].result_list] == ["mine"]
     images = client.get(reverse("admin:projects_image_changelist"))
     assert [i.name for i in images.context["cl"].result_list] == ["mine.jpg"]
+
+
+def test_staff_owner_can_only_pick_projects_they_own(client):
+    owner = make_user(staff=True)
+    owner.user_permissions.set(Permission.objects.filter(codename__in=["add_membership", "view_membership"]))
+    make_project("mine", owner=owner)
+    make_project("theirs", reviewer=owner)
+    make_project("other")
+    client.force_login(owner)
+    response = client.get(reverse("admin:projects_membership_add"))
+    choices = [label for _value, label in response.context["adminform"].form.fields["project"].choices]
+    assert choices == ["---------", "mine"]

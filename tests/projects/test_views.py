@@ -26,12 +26,23 @@ def test_project_list_shows_only_member_projects(client, reviewer):
     assert [p.slug for p in response.context["projects"]] == [mine.slug]
 
 
-def test_staff_see_every_project(client):
+def test_superusers_see_every_project(client):
     make_project("a")
     make_project("b")
-    client.force_login(make_user(staff=True))
+    client.force_login(make_user(superuser=True))
     response = client.get(reverse("projects:list"))
     assert [p.slug for p in response.context["projects"]] == ["a", "b"]
+
+
+def test_staff_status_alone_grants_nothing_in_other_projects(client):
+    staff = make_user(staff=True)
+    make_project("a", reviewer=staff)
+    make_project("b")
+    client.force_login(staff)
+    response = client.get(reverse("projects:list"))
+    assert [p.slug for p in response.context["projects"]] == ["a"]
+    assert client.get(reverse("projects:detail", args=["b"])).status_code == 404
+    assert client.get(reverse("projects:settings", args=["a"])).status_code == 403
 
 
 def test_reviewer_of_a_gets_404_for_everything_of_b(client, reviewer):
