@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 
 from projects.models import Project
 
@@ -34,15 +35,31 @@ class UploadImagesForm(forms.Form):
 
 
 class S3ImportForm(forms.Form):
+    """An S3 prefix to import from the browser: only from the project's own image bucket, since
+    the server's credentials may reach buckets (Loupe's own storage among them) its owners may not."""
+
     source = forms.CharField(
         label="S3 prefix", max_length=1024,
         widget=forms.TextInput(attrs={"placeholder": "s3://bucket/prefix/"}),
     )
 
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+
     def clean_source(self):
         source = self.cleaned_data["source"].strip()
         if not source.startswith("s3://") or len(source) <= len("s3://"):
             raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.")
+        bucket = source[len("s3://"):].split("/", 1)[0]
+        if not self.project.image_bucket:
+            raise forms.ValidationError(
+                "Set the project's image bucket in Settings first; imports come from that bucket."
+            )
+        if bucket != self.project.image_bucket:
+            raise forms.ValidationError(
+                f"Import from the project's image bucket, s3://{self.project.image_bucket}/."
+            )
         return source
 
 
@@ -56,9 +73,17 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def _clean_s3_prefix(self, field):
         value = self.cleaned_data[field].strip()
-        if value and not value.startswith("s3://"):
+        if value and (not value.startswith("s3://") or not value[len("s3://"):].split("/", 1)[0]):
             raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.")
+        if value and value[len("s3://"):].split("/", 1)[0] == settings.LOUPE_S3_BUCKET:
+            raise forms.ValidationError("That is Loupe's own storage bucket: choose another one.")
         return value
+
+    def clean_image_bucket(self):
+        bucket = self.cleaned_data["image_bucket"].strip()
+        if bucket and bucket == settings.LOUPE_S3_BUCKET:
+            raise forms.ValidationError("That is Loupe's own storage bucket: choose another one.")
+        return bucket
 
     def clean_output_location(self):
         return self._clean_s3_prefix("output_location")

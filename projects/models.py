@@ -20,6 +20,15 @@ iteration_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' and '-' (e.g. 'v2')."
 )
 
+region_validator = RegexValidator(
+    r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", "Enter an AWS region name such as us-east-1."
+)
+color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a color as #rrggbb.")
+rekognition_project_arn_validator = RegexValidator(
+    r"^arn:aws[a-z-]*:rekognition:[a-z0-9-]+:\d{12}:project/[A-Za-z0-9_.-]{1,255}/\d+$",
+    "Enter a Rekognition project ARN: arn:aws:rekognition:REGION:ACCOUNT:project/NAME/NUMBER.",
+)
+
 LABEL_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
                 "#bfef45", "#fabed4", "#469990"]
 
@@ -43,7 +52,7 @@ class Project(models.Model):
 
     slug = models.SlugField(max_length=60, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
-    region = models.CharField(max_length=32, default="us-east-1")
+    region = models.CharField(max_length=32, default="us-east-1", validators=[region_validator])
     image_bucket = models.CharField(
         max_length=63, blank=True, help_text="S3 bucket the project's images live in."
     )
@@ -56,7 +65,9 @@ class Project(models.Model):
         help_text="s3://bucket/prefix/ that locally stored images were copied to; "
         "manifests refer to local images through it.",
     )
-    rekognition_project_arn = models.CharField(max_length=2048, blank=True)
+    rekognition_project_arn = models.CharField(
+        max_length=2048, blank=True, validators=[rekognition_project_arn_validator]
+    )
     review_order = models.CharField(
         max_length=16, choices=ReviewOrder.choices, default=ReviewOrder.HARDEST
     )
@@ -75,7 +86,7 @@ class LabelClass(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
     # Rekognition accepts label names up to 255 characters.
     name = models.CharField(max_length=255)
-    color = models.CharField(max_length=7, default="#e6194b")
+    color = models.CharField(max_length=7, default="#e6194b", validators=[color_validator])
     hotkey = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(9)]
     )

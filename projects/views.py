@@ -83,7 +83,7 @@ def iteration_detail(request, slug, name):
         "counts": counts,
         "is_owner": role_in(request.user, iteration.project) == Membership.Role.OWNER,
         "upload_form": UploadImagesForm(),
-        "s3_form": S3ImportForm(),
+        "s3_form": S3ImportForm(project=iteration.project),
     }
     return render(request, "projects/iteration_detail.html", context)
 
@@ -104,7 +104,7 @@ def iteration_upload(request, slug, name):
 @require_POST
 def iteration_import_s3(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name, owner=True)
-    form = S3ImportForm(request.POST)
+    form = S3ImportForm(request.POST, project=iteration.project)
     if not form.is_valid():
         messages.error(request, form.errors["source"][0])
     else:

@@ -101,7 +101,7 @@ def test_s3_import_form_runs_the_import_task(client, owner, s3):
 
     s3.create_bucket(Bucket="photos")
     s3.put_object(Bucket="photos", Key="v1/a.jpg", Body=image_bytes(100, 100))
-    iteration = make_iteration(make_project("logos", owner=owner), "v1")
+    iteration = make_iteration(make_project("logos", owner=owner, image_bucket="photos"), "v1")
     client.force_login(owner)
     url = reverse("projects:iteration-import-s3", args=["logos", "v1"])
     bad = client.post(url, {"source": "photos/v1"}, follow=True)
@@ -110,6 +110,41 @@ def test_s3_import_form_runs_the_import_task(client, owner, s3):
     ]
     client.post(url, {"source": "s3://photos/v1/"})
     assert list(iteration.images.values_list("source", flat=True)) == ["s3://photos/v1/a.jpg"]
+
+
+@pytest.mark.parametrize("image_bucket, message", [
+    ("", "Set the project's image bucket in Settings first; imports come from that bucket."),
+    ("photos", "Import from the project's image bucket, s3://photos/."),
+])
+def test_s3_import_from_the_browser_only_reads_the_projects_own_bucket(client, owner, image_bucket,
+                                                                       message):
+    iteration = make_iteration(make_project("logos", owner=owner, image_bucket=image_bucket), "v1")
+    client.force_login(owner)
+    response = client.post(reverse("projects:iteration-import-s3", args=["logos", "v1"]),
+                           {"source": "s3://loupe-storage/loupe/images/other/"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [message]
+    assert iteration.images.count() == 0
+
+
+def test_settings_refuse_bad_region_arn_and_loupes_own_bucket(client, owner, settings):
+    settings.LOUPE_S3_BUCKET = "loupe-storage"
+    project = make_project("logos", owner=owner)
+    client.force_login(owner)
+    response = client.post(reverse("projects:settings", args=["logos"]), {
+        "name": "Logos", "region": "mars-1", "image_bucket": "loupe-storage",
+        "output_location": "s3://out/", "published_images_uri": "", "review_order": "hardest",
+        "rekognition_project_arn": "arn:aws:s3:::bucket",
+    })
+    errors = response.context["form"].errors
+    assert errors == {
+        "region": ["Enter an AWS region name such as us-east-1."],
+        "image_bucket": ["That is Loupe's own storage bucket: choose another one."],
+        "rekognition_project_arn": [
+            "Enter a Rekognition project ARN: arn:aws:rekognition:REGION:ACCOUNT:project/NAME/NUMBER."
+        ],
+    }
+    project.refresh_from_db()
+    assert (project.region, project.image_bucket) == ("us-east-1", "")
 
 
 def test_image_file_serves_local_bytes_to_members(client, reviewer):
