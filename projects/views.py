@@ -2,7 +2,7 @@ import hashlib
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -131,6 +131,10 @@ def image_file(request, image_id):
     image = get_image_for_user(request.user, image_id)
     if image.in_s3:
         return HttpResponseRedirect(_presigned_image_url(image))
+    if not isinstance(default_storage, FileSystemStorage):
+        # Loupe's own files are in S3: let the browser fetch them there instead of through a
+        # web worker (the storage's URL is presigned and short-lived).
+        return HttpResponseRedirect(_cached_url(image.source, lambda: default_storage.url(image.source)))
     if not default_storage.exists(image.source):
         raise Http404("The image file is missing from storage.")
     response = FileResponse(default_storage.open(image.source, "rb"))
@@ -142,18 +146,25 @@ PRESIGNED_SECONDS = 900
 
 
 def _presigned_image_url(image):
-    # The same URL for a while lets the browser's cache serve the prefetched next image; it is
-    # reused for at most two thirds of its life so it never expires while a page shows it.
-    key = "presigned-image:" + hashlib.sha256(image.source.encode()).hexdigest()
-    url = cache.get(key)
-    if url is None:
+    def sign():
         location = s3.parse_s3_uri(image.source)
         try:
-            url = s3.presigned_url(
+            return s3.presigned_url(
                 location.bucket, location.key, expires=PRESIGNED_SECONDS,
                 region=image.iteration.project.region or None,
             )
         except s3.S3Error as error:
             raise Http404(str(error)) from error
+
+    return _cached_url(image.source, sign)
+
+
+def _cached_url(source, sign):
+    # The same URL for a while lets the browser's cache serve the prefetched next image; it is
+    # reused for at most two thirds of its life so it never expires while a page shows it.
+    key = "presigned-image:" + hashlib.sha256(source.encode()).hexdigest()
+    url = cache.get(key)
+    if url is None:
+        url = sign()
         cache.set(key, url, PRESIGNED_SECONDS * 2 // 3)
     return url

@@ -213,3 +213,24 @@ def test_presigned_url_is_reused_so_the_prefetched_image_is_cached(client, revie
     first = client.get(url)["Location"]
     second = client.get(url)["Location"]
     assert first == second
+
+
+def test_uploaded_images_kept_in_s3_storage_are_served_by_redirect(client, reviewer, s3, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    s3.create_bucket(Bucket="loupe-files")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage",
+                    "OPTIONS": {"bucket_name": "loupe-files", "location": "loupe",
+                                "signature_version": "s3v4", "querystring_expire": 900}},
+    }
+    iteration = make_iteration(make_project("logos", reviewer=reviewer), "v1")
+    image = make_image(iteration, source="images/logos/v1/a.jpg")
+    client.force_login(reviewer)
+    response = client.get(reverse("projects:image-file", args=[image.pk]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(
+        "https://loupe-files.s3.amazonaws.com/loupe/images/logos/v1/a.jpg?")
+    assert "X-Amz-Expires=900" in response["Location"]
