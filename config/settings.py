@@ -141,18 +141,34 @@ TASKS = {
 
 # Seconds a reviewer holds an image before someone else may claim it.
 LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 600)
-# Largest upload accepted through the browser, per file (Rekognition's own limit is 15 MB).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+if LOUPE_LEASE_SECONDS < 60:
+    # The review page renews its lease every minute or so; a shorter lease would flap.
+    raise ImproperlyConfigured("LOUPE_LEASE_SECONDS must be at least 60")
+# Request bodies other than files (a review save is a few KB); uploaded files larger than
+# FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS-terminating proxy (a load balancer), trust its X-Forwarded-Proto header.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+
+LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+LOG_LEVEL = env_str("LOG_LEVEL", "WARNING").upper()
+LOUPE_LOG_LEVEL = env_str("LOUPE_LOG_LEVEL", "INFO").upper()
+for _name, _level in (("LOG_LEVEL", LOG_LEVEL), ("LOUPE_LOG_LEVEL", LOUPE_LOG_LEVEL)):
+    if _level not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{_name} must be one of {', '.join(sorted(LOG_LEVELS))}")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    "loggers": {"loupe": {"level": env_str("LOUPE_LOG_LEVEL", "INFO")}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"loupe": {"level": LOUPE_LOG_LEVEL}},
 }

@@ -105,3 +105,13 @@ def test_env_helpers(monkeypatch):
     assert env_list("HOSTS") == ["a", "b", "c"]
     with pytest.raises(ImproperlyConfigured, match="BAD_COUNT must be an integer"):
         env_int("BAD_COUNT", 0)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LOUPE_LEASE_SECONDS": "5"}, "LOUPE_LEASE_SECONDS must be at least 60"),
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of CRITICAL, DEBUG, ERROR, INFO, WARNING"),
+])
+def test_settings_refuse_values_that_cannot_work(env, message):
+    result = load_settings(DEBUG="1", **env)
+    assert result.returncode == 1
+    assert message in result.stderr
