@@ -5,10 +5,12 @@ from django.contrib.auth import get_user_model
 
 from projects.models import Image, LabelClass, Project
 from reviewer import geometry
-from reviewer.review import MAX_BOXES, BoxInput
+from reviewer.review import MAX_BOXES, NO_MODEL_VERSION, BoxInput
 
-# A day: anything longer is a clock problem on the client, not time spent reviewing.
-MAX_ELAPSED_MS = 24 * 60 * 60 * 1000
+# Bounds for ids and counters that reach the database: a larger JSON integer would overflow the
+# column (a 500) instead of failing validation.
+MAX_BIGINT = 2**63 - 1
+MAX_VERSION = 2**31 - 1
 BOX_KEYS = {"label", "left", "top", "width", "height", "proposal"}
 
 
@@ -97,6 +99,15 @@ class StrictIntegerField(forms.IntegerField):
         return _strict_int(value, "integer", "Enter a whole number.")
 
 
+class StrictDateTimeField(forms.DateTimeField):
+    """An ISO 8601 string only: Django's field would call .strip() on a JSON number, list or object."""
+
+    def to_python(self, value):
+        if value is not None and not isinstance(value, str):
+            raise forms.ValidationError("Enter a date/time as a string, such as 2026-01-02T03:04:05Z.")
+        return super().to_python(value)
+
+
 class StrictBooleanField(forms.BooleanField):
     def to_python(self, value):
         if value in (None, False):
@@ -107,14 +118,25 @@ class StrictBooleanField(forms.BooleanField):
 
 
 class SubmitReviewForm(forms.Form):
-    version = StrictIntegerField(min_value=0, error_messages={
+    version = StrictIntegerField(min_value=0, max_value=MAX_VERSION, error_messages={
         "required": "version is missing: send the image version the page was opened with."})
+    # The model version of the proposals the page showed (its payload's "model_version").
+    model_version = StrictIntegerField(min_value=1, max_value=MAX_BIGINT, required=False)
     boxes = BoxListField(required=False)
     hidden = IdListField(required=False)
     # HiddenInput hands the raw JSON value to the field; a checkbox widget would coerce "yes" to True.
     no_objects = StrictBooleanField(required=False, widget=forms.HiddenInput)
-    elapsed_ms = StrictIntegerField(min_value=0, max_value=MAX_ELAPSED_MS, required=False)
-    started_at = forms.DateTimeField(required=False)
+    # No upper bound: a tab left open for days still saves; submit_review caps the time recorded.
+    elapsed_ms = StrictIntegerField(min_value=0, required=False)
+    started_at = StrictDateTimeField(required=False)
+
+    def clean_model_version(self):
+        # Absent (a script that does not say): the iteration's current model. null: the page showed
+        # no model's proposals, so there is nothing to accept or reject.
+        if "model_version" not in self.data:
+            return None
+        value = self.cleaned_data["model_version"]
+        return NO_MODEL_VERSION if value is None else value
 
     def first_error(self):
         """(field, message) for the first problem, the field named as precisely as known."""

@@ -21,6 +21,9 @@ def image_payload(*, image, user, now, editable, fresh_progress=False):
         "width": image.width,
         "height": image.height,
         "version": image.version,
+        # The model whose proposals these items are: sent back on submit, so the save is judged
+        # against what this page showed even if a proposal run switches the iteration's model.
+        "model_version": iteration.model_version_id,
         "status": image.status,
         "no_objects": image.no_objects,
         "editable": editable,

@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -26,6 +25,13 @@ ORDERINGS = {
 # it because it is now leased. Only a stampede of reviewers could exhaust these.
 CLAIM_ATTEMPTS = 8
 PROGRESS_SECONDS = 10
+# iteration id -> {"total", "left", "until"}. A plain per-process dict, not Django's cache: "until" is
+# a time.monotonic() reading, which means nothing in another process. In a shared cache (Redis,
+# memcached, database) another worker would work out the figures' remaining life from a foreign clock
+# (keeping stale figures for hours, or dropping them at once), and workers' read-modify-write
+# decrements would overwrite each other. Per process, each worker counts afresh every
+# PROGRESS_SECONDS and adjusts only for its own saves in between, as the docstring of progress says.
+PROGRESS_FIGURES = {}
 
 
 def lease_expiry(now):
@@ -113,9 +119,17 @@ def claim_image(*, image, user, now=None):
 
 
 def renew_lease(*, image, user, now=None):
-    """Extend the reviewer's lease; None when another reviewer has taken the image meanwhile."""
+    """Extend a lease the reviewer holds; None when it is no longer theirs.
+
+    Only the holder renews (also a lease that just expired while nobody took the image): a renewal
+    never claims an image, so a heartbeat cannot lease one that was saved or released meanwhile.
+    """
     now = now or timezone.now()
-    return lease_expiry(now) if claim_image(image=image, user=user, now=now) else None
+    expires = lease_expiry(now)
+    if not Image.objects.filter(pk=image.pk, leased_by=user).update(lease_expires_at=expires):
+        return None
+    image.leased_by, image.lease_expires_at = user, expires
+    return expires
 
 
 def release_lease(*, image, user):
@@ -143,24 +157,30 @@ def progress(*, iteration, fresh=False):
     figures are cached for PROGRESS_SECONDS per process and adjusted by this process's own saves in
     between; pages count afresh, the editor's image-to-image swaps use the cache.
     """
-    key = f"reviewer:progress:{iteration.pk}"
-    cached = None if fresh else cache.get(key)
+    cached = None if fresh else _live_figures(iteration.pk)
     if cached is None:
         counts = Image.objects.filter(iteration=iteration).aggregate(
             total=Count("id"), left=Count("id", filter=Q(status=Image.Status.PENDING))
         )
         cached = {**counts, "until": time.monotonic() + PROGRESS_SECONDS}
-        cache.set(key, cached, PROGRESS_SECONDS)
+        PROGRESS_FIGURES[iteration.pk] = cached
     return {"left": cached["left"], "total": cached["total"], "iteration": iteration.name}
 
 
 def count_reviewed(*, iteration):
     """One more image of the iteration left the queue: keep the cached figures in step."""
-    key = f"reviewer:progress:{iteration.pk}"
-    cached = cache.get(key)
-    remaining = cached["until"] - time.monotonic() if cached else 0
-    if remaining > 0:
-        cache.set(key, {**cached, "left": max(cached["left"] - 1, 0)}, remaining)
+    cached = _live_figures(iteration.pk)
+    if cached is not None:
+        # A new dict, not an in-place change: a thread reading the old one sees consistent figures.
+        PROGRESS_FIGURES[iteration.pk] = {**cached, "left": max(cached["left"] - 1, 0)}
+
+
+def _live_figures(iteration_id):
+    cached = PROGRESS_FIGURES.get(iteration_id)
+    if cached is None or cached["until"] <= time.monotonic():
+        PROGRESS_FIGURES.pop(iteration_id, None)
+        return None
+    return cached
 
 
 def on_user_logged_out(sender, request, user, **kwargs):

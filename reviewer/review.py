@@ -16,6 +16,12 @@ from reviewer.queue import lease_is_free
 
 MAX_BOXES = 50
 MIN_SIDE = 1  # pixels; a box must be strictly larger than this in both directions
+# A day: a tab left open longer still saves, with its time capped at this (a clock problem or a
+# forgotten tab, not time spent reviewing).
+MAX_ELAPSED_MS = 24 * 60 * 60 * 1000
+# model_version_id for "the page showed no model's proposals" (its iteration had no model then):
+# ids start at 1, so this matches no proposal, unlike None, which means "the iteration's current model".
+NO_MODEL_VERSION = 0
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,12 @@ class LeaseLost(ReviewError):
 
 
 def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_ms=0, started_at=None,
-                  now=None, hidden_proposal_ids=()):
+                  now=None, hidden_proposal_ids=(), model_version_id=None):
     """Replace the image's Boxes with the reviewer's, atomically, and record the Review.
 
-    Every proposal of the iteration's current model that no box refers to is recorded as rejected;
+    model_version_id is the model whose proposals the reviewer was shown (None: the iteration's
+    current one), so a proposal run switching the iteration's model under an open page loses no work.
+    Every boxed proposal of that model on the image that no box refers to is recorded as rejected;
     those in hidden_proposal_ids were below the reviewer's confidence slider, which the audit keeps.
     Raises ReviewValidationError (nothing saved), StaleReview if version is not the image's
     current one, LeaseLost if another reviewer holds an unexpired lease.
@@ -71,7 +79,10 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
     now = now or timezone.now()
     boxes = list(boxes)
     _check_shape(boxes, no_objects)
-    proposals = _current_proposals(image)
+    elapsed_ms = min(max(elapsed_ms, 0), MAX_ELAPSED_MS)
+    if model_version_id is None:
+        model_version_id = image.iteration.model_version_id
+    proposals = _shown_proposals(image, model_version_id)
     project_labels = LabelClass.objects.filter(project_id=image.iteration.project_id).order_by()
     label_ids = set(project_labels.values_list("id", flat=True))
     rows, decisions = _resolve(image, boxes, proposals, label_ids, reviewer, now)
@@ -104,13 +115,15 @@ def _check_shape(boxes, no_objects):
                                             "finite number of pixels.")
 
 
-def _current_proposals(image):
-    model_version_id = image.iteration.model_version_id
-    if model_version_id is None:
+def _shown_proposals(image, model_version_id):
+    """The proposals the editor shows for this model: image-level ones (no box) are never shown,
+    so they are neither accepted nor rejected by a review."""
+    if not model_version_id:
         return {}
     return {
-        p.pk: p for p in Proposal.objects.filter(image=image, model_version_id=model_version_id)
-        .only("id", "label_id", "left", "top", "width", "height", "confidence")
+        p.pk: p for p in Proposal.objects.filter(
+            image=image, model_version_id=model_version_id, left__isnull=False
+        ).only("id", "label_id", "left", "top", "width", "height", "confidence")
     }
 
 
@@ -169,17 +182,13 @@ def _proposal_for(box, proposals, used, index):
 
 
 def _attach(row, decision, rect, proposal, image):
-    if proposal.is_image_level:
-        shown = None
-        row.iou = None
-    else:
-        # Compare with the proposal as the editor showed it (clamped, whole pixels): an untouched
-        # accept is then exactly IoU 1.0 and origin "accepted".
-        shown = geometry.normalized_proposal(
-            geometry.Rect(proposal.left, proposal.top, proposal.width, proposal.height),
-            image.width, image.height,
-        )
-        row.iou = geometry.iou(rect, shown)
+    # Compare with the proposal as the editor showed it (clamped, whole pixels): an untouched
+    # accept is then exactly IoU 1.0 and origin "accepted".
+    shown = geometry.normalized_proposal(
+        geometry.Rect(proposal.left, proposal.top, proposal.width, proposal.height),
+        image.width, image.height,
+    )
+    row.iou = geometry.iou(rect, shown)
     row.proposal_id = proposal.pk
     row.relabeled = row.label_id != proposal.label_id
     same = shown == rect and not row.relabeled

@@ -6,13 +6,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
-from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from projects.access import get_image_for_user, get_iteration_for_user, role_in
+from projects.access import get_image_for_user, get_iteration_for_user, get_project_for_user, role_in
 from projects.models import Image, Membership
 from reviewer import queue
 from reviewer.forms import ImageFilterForm, PayloadError, QueueOrderForm, SubmitReviewForm, parse_json_body
@@ -58,9 +59,28 @@ def _error(status, code, message, field=None):
     return JsonResponse({"code": code, "error": message, "field": field}, status=status)
 
 
+def _is_prefetch(request):
+    # Sec-Purpose is the standard header (Firefox; Chromium's speculation rules send "prefetch" or
+    # "prefetch;prerender"); Chromium's <link rel=prefetch> still sends the legacy Purpose header.
+    purposes = (request.headers.get("Sec-Purpose", ""), request.headers.get("Purpose", ""),
+                request.headers.get("X-Moz", ""))
+    return any(purpose.strip().lower().startswith("prefetch") for purpose in purposes)
+
+
 @require_GET
+@never_cache
 def next_image(request, slug, name):
+    """Lease the reviewer's next image and go to it.
+
+    A GET that claims is tolerated because this is what the iteration page's Review link opens, but a
+    browser prefetch or prerender of that link must not lease an image nobody looks at: those are
+    refused with a 503, which makes the browser drop the prefetch and ask again when the link is
+    followed, and no-store keeps the redirect out of every cache.
+    """
     iteration = get_iteration_for_user(request.user, slug, name)
+    if _is_prefetch(request):
+        return HttpResponse("Loupe does not prefetch the review queue: claiming an image leases it.",
+                            status=503, content_type="text/plain")
     image = queue.claim_next(iteration=iteration, user=request.user,
                              exclude_ids=_skipped(request, iteration.pk))
     if image is None and _skipped(request, iteration.pk):
@@ -74,9 +94,21 @@ def next_image(request, slug, name):
     return render(request, "reviewer/queue_empty.html", context)
 
 
+def _get_page_image_for_user(user, image_id):
+    """get_image_for_user, with what the page shows (the iteration's model for the label thresholds,
+    the lease holder's and reviewer's names) in the same query."""
+    image = get_object_or_404(
+        Image.objects.select_related("iteration__project", "iteration__model_version", "leased_by",
+                                     "reviewed_by"),
+        pk=image_id,
+    )
+    get_project_for_user(user, image.iteration.project.slug)
+    return image
+
+
 @require_GET
 def image_page(request, image_id):
-    image = get_image_for_user(request.user, image_id)
+    image = _get_page_image_for_user(request.user, image_id)
     iteration, now = image.iteration, timezone.now()
     editable = is_editable(image, request.user, now)
     context = {
@@ -117,6 +149,7 @@ def submit(request, image_id):
                 image=image, reviewer=request.user, version=fields["version"], boxes=fields["boxes"],
                 no_objects=fields["no_objects"], elapsed_ms=fields["elapsed_ms"] or 0,
                 started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
+                model_version_id=fields["model_version"],
             )
             following = _claim_following(request, image.iteration, now)
     except ReviewValidationError as error:

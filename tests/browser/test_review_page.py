@@ -257,3 +257,22 @@ def test_back_reopens_the_last_image_and_a_correction_replaces_its_boxes(login_p
     assert Box.objects.get(image=first).proposal_id == kept.pk
     first.refresh_from_db()
     assert (first.version, Review.objects.filter(image=first).count()) == (2, 2)
+
+
+def test_work_on_an_open_page_is_saved_after_a_new_proposal_run(login_page, live_server, reviewer, project,
+                                                               iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    shown = make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=95, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    assert list_states(page) == [["undecided", "false"]]
+    # An owner starts a proposal run with another model while the page is open.
+    newer = make_model_version(project, "m2")
+    make_proposal(image, "smile-logo", (150, 100, 60, 40), confidence=90, model_version=newer)
+    iteration.model_version = newer
+    iteration.save(update_fields=["model_version"])
+
+    submit_with(page, "Enter")
+
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert boxes(image) == [("aws-logo", 10.0, 20.0, 100.0, 50.0, "accepted", False)]
+    assert Box.objects.get(image=image).proposal_id == shown.pk

@@ -1,10 +1,11 @@
 import pytest
-from django.core.cache import cache
+
+from reviewer import queue
 
 
 @pytest.fixture(autouse=True)
-def fresh_progress_cache():
-    """Progress figures are cached per iteration id; ids repeat across tests, the figures must not."""
-    cache.clear()
+def fresh_progress_figures():
+    """Progress figures are kept per iteration id; ids repeat across tests, the figures must not."""
+    queue.PROGRESS_FIGURES.clear()
     yield
-    cache.clear()
+    queue.PROGRESS_FIGURES.clear()

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.signals import user_logged_out
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection, connections
 from django.db.utils import load_backend
@@ -194,3 +195,33 @@ def test_concurrent_claimers_never_get_the_same_image(tmp_path):
         assert claim_next(iteration=iteration, user=users[0]) is None
         reviewed_by = dict(Image.objects.values_list("pk", "reviewed_by_id"))
         assert all(reviewed_by[pk] == user_pk for user_pk, pks in claimed.items() for pk in pks)
+
+
+def test_renew_never_claims_an_image_the_reviewer_does_not_hold(iteration, reviewer):
+    never_leased, reviewed, expired = images(iteration, ("a", 1, 0.9, 1), ("b", 2, 0.5, 2), ("c", 3, 0.1, 3))
+    now = timezone.now()
+    Image.objects.filter(pk=reviewed.pk).update(status=Image.Status.REVIEWED, reviewed_by=make_user("other"))
+    Image.objects.filter(pk=expired.pk).update(leased_by=reviewer,
+                                               lease_expires_at=now - timedelta(seconds=5))
+    assert renew_lease(image=never_leased, user=reviewer, now=now) is None
+    assert renew_lease(image=reviewed, user=reviewer, now=now) is None
+    # The reviewer's own lease that just ran out, with nobody else on the image: still theirs.
+    assert renew_lease(image=expired, user=reviewer, now=now) == now + timedelta(seconds=600)
+    assert dict(Image.objects.values_list("name", "leased_by_id")) == {"a": None, "b": None, "c": reviewer.pk}
+
+
+def test_progress_figures_stay_out_of_the_shared_cache_and_expire(iteration, monkeypatch):
+    first, second, third = images(iteration, *SPECS)
+    clock = [1000.0]
+    monkeypatch.setattr("reviewer.queue.time.monotonic", lambda: clock[0])
+    assert progress(iteration=iteration) == {"left": 3, "total": 3, "iteration": "v2"}
+    Image.objects.filter(pk=first.pk).update(status=Image.Status.REVIEWED)
+    count_reviewed(iteration=iteration)
+    # Figures carrying this process's monotonic clock must not reach a cache other processes read.
+    assert cache.get(f"reviewer:progress:{iteration.pk}") is None
+    Image.objects.filter(pk=second.pk).update(status=Image.Status.REVIEWED)
+    clock[0] = 1009.0
+    assert progress(iteration=iteration)["left"] == 2
+    clock[0] = 1010.0
+    count_reviewed(iteration=iteration)
+    assert progress(iteration=iteration)["left"] == 1

@@ -7,6 +7,7 @@ from projects.models import Image
 from reviewer.models import Box, Review
 from reviewer.queue import claim_next
 from reviewer.review import (
+    NO_MODEL_VERSION,
     BoxInput,
     LeaseLost,
     ReviewValidationError,
@@ -204,3 +205,66 @@ def test_correcting_a_reviewed_image_replaces_its_boxes(setup, reviewer):
     submit_review(image=image, reviewer=reviewer, version=1, boxes=[box_of(second)])
     assert list(Box.objects.values_list("proposal_id", flat=True)) == [second.pk]
     assert Review.objects.count() == 2
+
+
+def switch_model(iteration, image, project):
+    """An owner's new proposal run: the iteration's model changes and the image gets its proposals."""
+    newer = make_model_version(project, "m2")
+    iteration.model_version = newer
+    iteration.save(update_fields=["model_version"])
+    image.iteration = iteration
+    return newer, make_proposal(image, "aws-logo", (30, 30, 40, 40), confidence=70.0, model_version=newer)
+
+
+def test_a_review_of_the_proposals_shown_survives_a_model_switch(setup, reviewer):
+    project, iteration, image, first, second = setup
+    newer, newer_proposal = switch_model(iteration, image, project)
+    review = submit_review(image=image, reviewer=reviewer, version=0, boxes=[box_of(first)],
+                           model_version_id=first.model_version_id)
+    assert list(Box.objects.values_list("proposal_id", "origin")) == [(first.pk, "accepted")]
+    assert [(d["proposal"], d["verdict"]) for d in review.decisions] == [
+        (first.pk, "accepted"), (second.pk, "rejected")]
+    # Without model_version_id the iteration's current model is meant, as before.
+    with pytest.raises(ReviewValidationError) as error:
+        submit_review(image=image, reviewer=reviewer, version=1, boxes=[box_of(first)])
+    assert error.value.message == f"Box 1: proposal {first.pk} is not one of this image's proposals."
+
+
+def test_a_review_is_judged_only_against_the_model_version_it_names(setup, reviewer):
+    project, iteration, image, first, second = setup
+    newer, newer_proposal = switch_model(iteration, image, project)
+    with pytest.raises(ReviewValidationError) as error:
+        submit_review(image=image, reviewer=reviewer, version=0, boxes=[box_of(newer_proposal)],
+                      model_version_id=first.model_version_id)
+    assert (error.value.field, error.value.message) == (
+        "boxes[0].proposal", f"Box 1: proposal {newer_proposal.pk} is not one of this image's proposals.")
+
+
+def test_a_page_that_showed_no_model_rejects_no_proposals(setup, reviewer):
+    project, iteration, image, first, second = setup
+    aws = label(project, "aws-logo")
+    review = submit_review(image=image, reviewer=reviewer, version=0, boxes=[BoxInput(aws.pk, 1, 1, 20, 20)],
+                           model_version_id=NO_MODEL_VERSION)
+    assert review.decisions == [
+        {"proposal": None, "verdict": "added", "label": aws.pk, "box": [1.0, 1.0, 20.0, 20.0]}]
+
+
+def test_image_level_proposals_are_not_decided_by_a_review(setup, reviewer):
+    project, iteration, image, first, second = setup
+    image_level = make_proposal(image, "smile-logo", (None, None, None, None), confidence=99.0,
+                                model_version=first.model_version)
+    review = submit_review(image=image, reviewer=reviewer, version=0,
+                           boxes=[box_of(first), box_of(second)])
+    assert (review.changed, [d["proposal"] for d in review.decisions]) == (False, [first.pk, second.pk])
+    with pytest.raises(ReviewValidationError) as error:
+        submit_review(image=image, reviewer=reviewer, version=1,
+                      boxes=[BoxInput(image_level.label_id, 1, 1, 20, 20, image_level.pk)])
+    assert error.value.message == f"Box 1: proposal {image_level.pk} is not one of this image's proposals."
+
+
+def test_elapsed_time_beyond_a_day_is_capped_not_refused(setup, reviewer):
+    project, iteration, image, first, second = setup
+    review = submit_review(image=image, reviewer=reviewer, version=0, boxes=[box_of(first)],
+                           elapsed_ms=3 * 86_400_000)
+    review.refresh_from_db()
+    assert review.elapsed_ms == 86_400_000

@@ -171,6 +171,16 @@ def test_last_submit_points_to_the_queue_page(client, leased, proposal):
      "elapsed_ms: Ensure this value is greater than or equal to 0."),
     ({"version": 0, "hidden": ["a"]}, "hidden", "hidden must be a list of proposal ids."),
     ({"version": 0, "started_at": "yesterday"}, "started_at", "started_at: Enter a valid date/time."),
+    ({"version": 0, "started_at": 1767322800}, "started_at",
+     "started_at: Enter a date/time as a string, such as 2026-01-02T03:04:05Z."),
+    ({"version": 0, "started_at": ["2026-01-02T03:04:05Z"]}, "started_at",
+     "started_at: Enter a date/time as a string, such as 2026-01-02T03:04:05Z."),
+    ({"version": 0, "started_at": {"at": "2026-01-02T03:04:05Z"}}, "started_at",
+     "started_at: Enter a date/time as a string, such as 2026-01-02T03:04:05Z."),
+    ({"version": 2**31}, "version", "version: Ensure this value is less than or equal to 2147483647."),
+    ({"version": 0, "model_version": "m1"}, "model_version", "model_version: Enter a whole number."),
+    ({"version": 0, "model_version": 2**63}, "model_version",
+     "model_version: Ensure this value is less than or equal to 9223372036854775807."),
 ])
 def test_malformed_submissions_get_400_with_the_field_at_fault(client, leased, body, field, message):
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), body)
@@ -378,3 +388,129 @@ def test_owner_image_list_query_count_does_not_grow_with_the_page(client, owner,
     with django_assert_num_queries(10):
         response = client.get(reverse("reviewer:images", args=["logos", "v2"]), {"status": "reviewed"})
     assert len(response.context["page"]) == count // 2
+
+
+def test_started_at_that_is_not_a_string_is_a_400_not_a_500(client, leased):
+    for value in (1767322800, [], {}, 1.5, True):
+        response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                             {"version": 0, "started_at": value})
+        assert (response.status_code, response.json()) == (400, {
+            "code": "invalid", "field": "started_at",
+            "error": "started_at: Enter a date/time as a string, such as 2026-01-02T03:04:05Z."})
+
+
+def test_submit_of_the_page_shown_survives_a_new_proposal_run(client, leased, proposal, iteration, project,
+                                                             model):
+    page = client.get(reverse("reviewer:image", args=[leased.pk]))
+    shown = page.context["payload"]
+    assert (shown["model_version"], [item["proposal"] for item in shown["items"]]) == (
+        model.pk, [proposal.pk])
+    newer = make_model_version(project, "m2")
+    make_proposal(leased, "smile-logo", (5, 5, 30, 30), confidence=60.0, model_version=newer)
+    iteration.model_version = newer
+    iteration.save(update_fields=["model_version"])
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                         {"version": 0, "model_version": shown["model_version"], "boxes": []})
+    assert response.status_code == 200
+    assert [(d["proposal"], d["verdict"]) for d in Review.objects.get().decisions] == [
+        (proposal.pk, "rejected")]
+
+
+def test_submit_accepts_a_proposal_of_the_model_the_page_showed(client, leased, proposal, iteration, project,
+                                                               model):
+    iteration.model_version = make_model_version(project, "m2")
+    iteration.save(update_fields=["model_version"])
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                         {"version": 0, "model_version": model.pk, "boxes": [accept(proposal)]})
+    assert response.status_code == 200
+    assert list(Box.objects.values_list("proposal_id", "origin")) == [(proposal.pk, "accepted")]
+
+
+def test_submit_from_a_page_without_a_model_rejects_nothing(client, leased, proposal, project):
+    aws = label(project, "aws-logo")
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {
+        "version": 0, "model_version": None,
+        "boxes": [{"label": aws.pk, "left": 1, "top": 1, "width": 20, "height": 20, "proposal": None}]})
+    assert response.status_code == 200
+    assert [d["verdict"] for d in Review.objects.get().decisions] == ["added"]
+
+
+def test_image_level_proposals_leave_an_accepted_review_unchanged(client, leased, proposal, model):
+    make_proposal(leased, "smile-logo", (None, None, None, None), confidence=99.0, model_version=model)
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                         {"version": 0, "model_version": model.pk, "boxes": [accept(proposal)]})
+    assert response.status_code == 200
+    review = Review.objects.get()
+    assert (review.changed, [d["proposal"] for d in review.decisions]) == (False, [proposal.pk])
+
+
+def test_a_tab_open_for_days_still_saves_with_its_time_capped(client, leased, proposal):
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                         {"version": 0, "boxes": [accept(proposal)], "elapsed_ms": 3 * 86_400_000})
+    assert response.status_code == 200
+    assert Review.objects.get().elapsed_ms == 86_400_000
+
+
+def test_heartbeat_never_leases_an_image_someone_else_reviewed(client, image, proposal, reviewer):
+    someone = make_user("someone")
+    submit_review(image=image, reviewer=someone, version=0, boxes=[
+        BoxInput(proposal.label_id, 10, 20, 50, 30, proposal.pk)])
+    client.force_login(reviewer)
+    response = client.post(reverse("reviewer:lease", args=[image.pk]))
+    assert (response.status_code, response.json()["code"]) == (409, "lease_lost")
+    image.refresh_from_db()
+    assert (image.leased_by_id, image.lease_expires_at) == (None, None)
+
+
+def test_heartbeat_renews_a_just_expired_lease_nobody_took(client, leased, reviewer):
+    Image.objects.filter(pk=leased.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.post(reverse("reviewer:lease", args=[leased.pk]))
+    leased.refresh_from_db()
+    assert response.json() == {"lease_expires_at": leased.lease_expires_at.isoformat()}
+    assert leased.leased_by_id == reviewer.pk
+
+
+# Session, user, the image with its iteration, project, model, lease holder and reviewer in one query,
+# membership check, items (boxes, proposals), progress, labels. Read-only: no prefetch hint.
+HELD_IMAGE_PAGE_QUERIES = 8
+# The same, plus the owner's role to offer a correction (two queries, in projects.access.role_in).
+REVIEWED_IMAGE_PAGE_QUERIES = 10
+
+
+def test_read_only_page_names_the_holder_without_extra_queries(client, image, proposal, iteration, owner,
+                                                              django_assert_num_queries):
+    claim_next(iteration=iteration, user=make_user("holder"))
+    client.force_login(owner)
+    with django_assert_num_queries(HELD_IMAGE_PAGE_QUERIES):
+        response = client.get(reverse("reviewer:image", args=[image.pk]))
+    assert "holder is reviewing this image. It is shown read-only." in response.content.decode()
+
+
+def test_reviewed_page_names_the_reviewer_without_extra_queries(client, image, proposal, owner,
+                                                               django_assert_num_queries):
+    submit_review(image=image, reviewer=make_user("someone"), version=0, boxes=[], no_objects=True)
+    client.force_login(owner)
+    with django_assert_num_queries(REVIEWED_IMAGE_PAGE_QUERIES):
+        response = client.get(reverse("reviewer:image", args=[image.pk]))
+    assert "Reviewed by someone on" in response.content.decode()
+
+
+@pytest.mark.parametrize("header", [
+    {"HTTP_SEC_PURPOSE": "prefetch"}, {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
+    {"HTTP_PURPOSE": "prefetch"}, {"HTTP_X_MOZ": "prefetch"},
+])
+def test_a_prefetch_of_the_next_link_leases_nothing(client, reviewer, image, header):
+    client.force_login(reviewer)
+    response = client.get(reverse("reviewer:next", args=["logos", "v2"]), **header)
+    assert (response.status_code, response.content) == (
+        503, b"Loupe does not prefetch the review queue: claiming an image leases it.")
+    assert "no-store" in response["Cache-Control"]
+    image.refresh_from_db()
+    assert image.leased_by_id is None
+
+
+def test_the_next_redirect_is_never_stored_by_a_cache(client, reviewer, image):
+    client.force_login(reviewer)
+    response = client.get(reverse("reviewer:next", args=["logos", "v2"]))
+    assert (response.status_code, response["Location"]) == (302, f"/review/images/{image.pk}/")
+    assert response["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"

@@ -482,6 +482,9 @@ async function submit(noObjects) {
   const saved = noObjects ? [] : boxesToSave();
   const body = {
     version: state.image.version,
+    // The model whose proposals this page shows: the save is judged against them even if a proposal
+    // run has switched the iteration to another model since the page opened.
+    model_version: state.image.model_version,
     no_objects: noObjects,
     elapsed_ms: Math.round(performance.now() - state.t0),
     started_at: state.startedAt,
