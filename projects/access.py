@@ -14,7 +14,7 @@ def role_in(user, project):
     """'owner', 'reviewer' or None. Superusers act as owners everywhere."""
     if user.is_superuser:
         return Membership.Role.OWNER
-    membership = project.memberships.filter(user=user).only("role").first()
+    membership = project.memberships.filter(user=user).only("role", "project_id").first()
     return membership.role if membership else None
 
 
@@ -30,9 +30,10 @@ def get_iteration_for_user(user, slug, name, *, owner=False):
     return get_object_or_404(Iteration.objects.select_related("project"), project=project, name=name)
 
 
-def get_image_for_user(user, image_id):
+def get_image_for_user(user, image_id, *, related=()):
+    """related: more relations a page needs, loaded in the same query."""
     image = get_object_or_404(
-        Image.objects.select_related("iteration__project"), pk=image_id
+        Image.objects.select_related("iteration__project", *related), pk=image_id
     )
     # Membership is checked on the image's own project so an id from another project 404s.
     get_project_for_user(user, image.iteration.project.slug)

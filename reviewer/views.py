@@ -7,13 +7,13 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from projects.access import get_image_for_user, get_iteration_for_user, get_project_for_user, role_in
+from projects.access import get_image_for_user, get_iteration_for_user, role_in
 from projects.models import Image, Membership
 from reviewer import queue
 from reviewer.forms import ImageFilterForm, PayloadError, QueueOrderForm, SubmitReviewForm, parse_json_body
@@ -97,13 +97,9 @@ def next_image(request, slug, name):
 def _get_page_image_for_user(user, image_id):
     """get_image_for_user, with what the page shows (the iteration's model for the label thresholds,
     the lease holder's and reviewer's names) in the same query."""
-    image = get_object_or_404(
-        Image.objects.select_related("iteration__project", "iteration__model_version", "leased_by",
-                                     "reviewed_by"),
-        pk=image_id,
+    return get_image_for_user(
+        user, image_id, related=("iteration__model_version", "leased_by", "reviewed_by")
     )
-    get_project_for_user(user, image.iteration.project.slug)
-    return image
 
 
 @require_GET

@@ -385,7 +385,7 @@ def test_owner_image_list_query_count_does_not_grow_with_the_page(client, owner,
         if n % 2:
             submit_review(image=image, reviewer=reviewer, version=0, boxes=[], no_objects=True)
     client.force_login(owner)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9):
         response = client.get(reverse("reviewer:images", args=["logos", "v2"]), {"status": "reviewed"})
     assert len(response.context["page"]) == count // 2
 
@@ -473,8 +473,8 @@ def test_heartbeat_renews_a_just_expired_lease_nobody_took(client, leased, revie
 # Session, user, the image with its iteration, project, model, lease holder and reviewer in one query,
 # membership check, items (boxes, proposals), progress, labels. Read-only: no prefetch hint.
 HELD_IMAGE_PAGE_QUERIES = 8
-# The same, plus the owner's role to offer a correction (two queries, in projects.access.role_in).
-REVIEWED_IMAGE_PAGE_QUERIES = 10
+# The same, plus the owner's role to offer a correction (one query, in projects.access.role_in).
+REVIEWED_IMAGE_PAGE_QUERIES = 9
 
 
 def test_read_only_page_names_the_holder_without_extra_queries(client, image, proposal, iteration, owner,
