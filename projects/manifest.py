@@ -18,10 +18,9 @@ from reviewer.models import Box
 
 # validate_lines lives with the rules but is part of this module's interface for other features.
 __all__ = [
-    "ManifestError", "ManifestRecord", "ExportResult", "LineFormatter", "build_line", "clamp_box",
-    "class_names", "format_creation_date", "iter_manifest_lines", "iter_manifest_records",
-    "manifest_filename", "source_resolver", "storage_prefix", "validate_export", "validate_lines",
-    "write_manifest",
+    "ManifestError", "ManifestRecord", "ExportResult", "LineFormatter", "clamp_box", "format_creation_date",
+    "iter_manifest_lines", "iter_manifest_records", "manifest_filename", "source_resolver", "storage_prefix",
+    "validate_export", "validate_lines", "write_manifest",
 ]
 
 ATTRIBUTE = "bounding-box"
@@ -49,15 +48,17 @@ class ManifestRecord:
     boxes: list  # (class_id, left, top, width, height) integer pixels, as exported
     file_size: int = 0
     image_format: str = ""
+    # {class_id: label name}, one dict shared by every record of an export.
+    class_names: dict = field(default_factory=dict)
 
-    @property
-    def obj(self):
-        return json.loads(self.text)
+    def labels(self):
+        """Names of the labels with at least one box on this line."""
+        return {self.class_names[box[0]] for box in self.boxes}
 
-    def validate(self, validator, class_names):
+    def validate(self, validator):
         validator.add_image(
             source=self.source_ref, width=self.width, height=self.height, boxes=self.boxes,
-            class_names=class_names, length=len(self.text), file_size=self.file_size,
+            class_names=self.class_names, length=len(self.text), file_size=self.file_size,
             image_format=self.image_format,
         )
 
@@ -108,40 +109,6 @@ def class_ids(labels):
     return {label.pk: index for index, label in enumerate(labels)}
 
 
-def build_line(*, source_ref, width, height, depth, boxes, class_names, human_annotated=True,
-               creation_date, job):
-    """The manifest object for one image.
-
-    boxes: (class_id, left, top, width, height, confidence 0..1) in pixels (floats are fine);
-    class_names: {class_id: label name}; creation_date: a datetime or an already formatted string.
-    """
-    annotations = []
-    objects = []
-    used = {}
-    for class_id, left, top, box_width, box_height, confidence in boxes:
-        x, y, w, h = clamp_box(left, top, box_width, box_height, width, height)
-        annotations.append({"class_id": class_id, "left": x, "top": y, "width": w, "height": h})
-        objects.append({"confidence": confidence})
-        used[class_id] = class_names[class_id]
-    if not isinstance(creation_date, str):
-        creation_date = format_creation_date(creation_date)
-    return {
-        "source-ref": source_ref,
-        ATTRIBUTE: {
-            "image_size": [{"width": width, "height": height, "depth": depth}],
-            "annotations": annotations,
-        },
-        METADATA: {
-            "objects": objects,
-            "class-map": {str(class_id): used[class_id] for class_id in sorted(used)},
-            "type": DETECTION_TYPE,
-            "human-annotated": "yes" if human_annotated else "no",
-            "creation-date": creation_date,
-            "job-name": job,
-        },
-    }
-
-
 def dumps(obj):
     # ASCII-only output: a line's length in characters is then its size in bytes.
     return json.dumps(obj)
@@ -156,11 +123,11 @@ _LINE = (
 
 
 class LineFormatter:
-    """The JSON text of build_line's object, written from precomputed pieces.
+    """The JSON text of one image's manifest line, written from precomputed pieces.
 
     Exports spend most of their time serialising; formatting the fixed parts once per export is
-    about twice as fast as json.dumps on a fresh dict per line. Tests hold it equal to
-    dumps(build_line(...)).
+    about twice as fast as json.dumps on a fresh dict per line. Tests hold it equal to json.dumps of
+    the line built as a dict (tests/projects/test_manifest_export.py, build_line).
     """
 
     def __init__(self, *, class_names, job):
@@ -182,7 +149,11 @@ class LineFormatter:
         return out
 
     def text(self, *, source_ref, width, height, depth, boxes, clamped, human_annotated, creation_date):
-        """boxes: as for build_line (for the confidences); clamped: self.clamped(boxes, ...)."""
+        """The line's JSON text.
+
+        boxes: (class_id, left, top, width, height, confidence 0..1), pixels as floats, read for the
+        confidences; clamped: self.clamped(boxes, ...); creation_date: already formatted.
+        """
         used = tuple(sorted({box[0] for box in clamped}))
         class_map = self._class_maps.get(used)
         if class_map is None:
@@ -341,13 +312,7 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
                 clamped=clamped, human_annotated=human,
                 creation_date=format_creation_date(reviewed_at) if reviewed_at else fallback_date,
             )
-            yield ManifestRecord(image_id, text, source_ref, width, height, clamped, size, fmt)
-
-
-def class_names(iteration):
-    """{class_id: label name} for the iteration's project, as the exporter numbers them."""
-    return dict(enumerate(iteration.project.labels.order_by("order", "name", "id")
-                          .values_list("name", flat=True)))
+            yield ManifestRecord(image_id, text, source_ref, width, height, clamped, size, fmt, names)
 
 
 def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=True,
@@ -361,14 +326,14 @@ def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=Tr
 
 
 def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=True,
-                   chunk_size=CHUNK_SIZE, now=None, progress=None):
+                   chunk_size=CHUNK_SIZE, now=None, progress=None, on_record=None):
     """Write the manifest to the text stream `out` and validate it on the way.
 
     Returns an ExportResult whose report says whether Rekognition will accept the file; the
     caller decides what to do with a file that has errors (file exports delete it).
+    on_record: called with each ManifestRecord once its line is written (e.g. to plan a split).
     """
     validator = ManifestValidator(check_duplicates=False)
-    names = class_names(iteration)
     total = _count_candidates(iteration, include_unreviewed) if progress else 0
     result = ExportResult()
     for done, record in enumerate(
@@ -380,7 +345,9 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
     ):
         out.write(record.text)
         out.write("\n")
-        record.validate(validator, names)
+        record.validate(validator)
+        if on_record is not None:
+            on_record(record)
         if progress and done % 1000 == 0:
             progress(min(done, total), total)
     result.report = validator.report()
@@ -394,12 +361,11 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
 def validate_export(*, iteration, include_unreviewed=False, include_empty=True, chunk_size=CHUNK_SIZE):
     """The validation report of an export without writing it anywhere."""
     validator = ManifestValidator(check_duplicates=False)
-    names = class_names(iteration)
     for record in iter_manifest_records(
         iteration=iteration, include_unreviewed=include_unreviewed, include_empty=include_empty,
         chunk_size=chunk_size,
     ):
-        record.validate(validator, names)
+        record.validate(validator)
     return validator.report()
 
 

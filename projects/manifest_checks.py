@@ -154,9 +154,10 @@ class ManifestValidator:
     # Feeding
 
     def add_line(self, text, *, line_number=None):
+        """Check one line of text; returns the parsed line, or None if blank or not JSON."""
         text = text.rstrip("\r\n")
         if not text.strip():
-            return
+            return None
         where = f"line {line_number or self._report.lines + 1}"
         try:
             obj = json.loads(text)
@@ -164,9 +165,10 @@ class ManifestValidator:
             self._start(len(text))
             self._flag("malformed", f"{where}: not JSON ({error})")
             self._finish()
-            return
+            return None
         self.add_record(obj, len(text), line_number=line_number,
                         byte_count=len(text.encode("utf-8")))
+        return obj
 
     def add_record(self, obj, length, *, file_size=0, image_format="", line_number=None, byte_count=None):
         """obj: one parsed line of any origin; length: its JSON text's length in characters."""
@@ -440,6 +442,11 @@ def check_split(train_lines, test_lines):
     """Problems with a train/test pair of manifests: list of one-line messages."""
     train_sources, train_labels = _sources_and_labels(train_lines)
     test_sources, test_labels = _sources_and_labels(test_lines)
+    return split_problems(train_sources, train_labels, test_sources, test_labels)
+
+
+def split_problems(train_sources, train_labels, test_sources, test_labels):
+    """check_split's rules on the source-refs and label names of each side."""
     problems = []
     shared = train_sources & test_sources
     if shared:

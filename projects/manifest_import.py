@@ -4,6 +4,10 @@ Human-annotated object-detection attributes become the reviewed truth (Boxes wit
 "imported"); machine attributes ("no") become proposals of an imported model version, to be
 reviewed, unless the caller trusts them. Each line is imported atomically; a bad line is reported
 with its number and never stops the rest. Importing the same file again changes nothing.
+
+A person's decisions win: an image reviewed in Loupe keeps its review, and an image a reviewer
+holds open is skipped. Writing an image's truth bumps its version, as a saved review does, so a
+review page opened before the import is refused as stale instead of silently overwriting it.
 """
 
 import json
@@ -11,7 +15,8 @@ import os
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
+from django.utils import timezone
 
 from projects.manifest import source_resolver, storage_prefix
 from projects.manifest_checks import (
@@ -24,6 +29,7 @@ from projects.models import Image, ModelVersion, Proposal
 from projects.provisioning import ProjectSetupError, add_labels
 from reviewer.geometry import Rect, clip_to_frame
 from reviewer.models import Box
+from reviewer.queue import lease_is_free
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
@@ -88,7 +94,7 @@ class _Importer:
         position = self.position
         try:
             with transaction.atomic():
-                self._store(number, source, attributes)
+                stored = self._store(number, source, attributes)
         except Exception:
             # Whatever the line created (labels, images, a model version) was rolled back with it.
             self.position = position
@@ -96,7 +102,7 @@ class _Importer:
             self.model_versions.clear()
             self.iteration.refresh_from_db(fields=["model_version"])
             raise
-        return True
+        return stored
 
     def _attributes(self, number, obj):
         detection = detection_attributes(obj)
@@ -124,13 +130,19 @@ class _Importer:
         truth = [a for a in attributes if a.human] or (list(attributes) if self.trust else [])
         truth.sort(key=lambda a: a.created)
         image = self._image(source, attributes[0].size)
+        now = timezone.now()
+        if _leased(image, now):
+            self.warn(number, f"{image.source} is open for review in Loupe (held until "
+                              f"{image.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC): skipped; import again later")
+            return False
         if truth:
             for older in truth[:-1]:
                 self.warn(number, f"attribute {older.name!r} superseded by the newer {truth[-1].name!r}")
-            self._store_truth(number, image, truth[-1])
+            self._store_truth(number, image, truth[-1], now)
         for attribute in attributes:
             if not attribute.human and not self.trust:
                 self._store_proposals(number, image, attribute)
+        return True
 
     def _ensure_labels(self, names):
         missing = sorted(names - set(self.labels))
@@ -169,9 +181,8 @@ class _Importer:
         self.report.images_created += 1
         return image
 
-    def _store_truth(self, number, image, attribute):
-        kept = image.boxes.exclude(origin=Box.Origin.IMPORTED)
-        if kept.exists():
+    def _store_truth(self, number, image, attribute, now):
+        if _reviewed_by_person(image):
             self.warn(number, f"{image.source} was already reviewed in Loupe: kept that review")
             return
         boxes = []
@@ -183,13 +194,27 @@ class _Importer:
             left, top, width, height = frame
             boxes.append(Box(image=image, label=self.labels[name], left=left, top=top, width=width,
                              height=height, origin=Box.Origin.IMPORTED, created_at=attribute.created))
+        if _same_truth(image, boxes, attribute.created):
+            self.report.boxes += len(boxes)
+            return
+        # Take the image's next version the way a saved review does (reviewer.review): a review
+        # page opened on the old version is then refused as stale, and a reviewer who saved or
+        # took the image since it was read wins.
+        claimed = (
+            Image.objects.filter(pk=image.pk, version=image.version).filter(lease_is_free(now))
+            .update(version=F("version") + 1, status=Image.Status.REVIEWED, no_objects=not boxes,
+                    reviewed_at=attribute.created, reviewed_by=None)
+        )
+        if not claimed:
+            self.warn(number, f"{image.source} was opened or saved by a reviewer during the import: "
+                              "kept that; import again later")
+            return
         image.boxes.filter(origin=Box.Origin.IMPORTED).delete()
         Box.objects.bulk_create(boxes)
-        image.status = Image.Status.REVIEWED
-        image.no_objects = not boxes
-        image.reviewed_at = attribute.created
-        image.save(update_fields=["status", "no_objects", "reviewed_at"])
         self.report.boxes += len(boxes)
+        image.version += 1
+        image.status, image.no_objects = Image.Status.REVIEWED, not boxes
+        image.reviewed_at, image.reviewed_by = attribute.created, None
 
     def _store_proposals(self, number, image, attribute):
         model_version = self._model_version(attribute.name)
@@ -220,6 +245,28 @@ class _Importer:
                 self.iteration.save(update_fields=["model_version"])
             self.model_versions[attribute] = model_version
         return self.model_versions[attribute]
+
+
+def _leased(image, now):
+    """A reviewer holds the image open (the same rule as reviewer.queue.lease_is_free)."""
+    return image.leased_by_id is not None and image.lease_expires_at is not None and \
+        image.lease_expires_at > now
+
+
+def _reviewed_by_person(image):
+    # Boxes a person drew count even when their reviewer account is gone (reviewed_by is then NULL).
+    if image.status == Image.Status.REVIEWED and image.reviewed_by_id is not None:
+        return True
+    return image.boxes.exclude(origin=Box.Origin.IMPORTED).exists()
+
+
+def _same_truth(image, boxes, created):
+    """The image already holds exactly this imported truth: re-importing it changes nothing."""
+    if (image.status, image.no_objects, image.reviewed_at) != (Image.Status.REVIEWED, not boxes, created):
+        return False
+    stored = image.boxes.filter(origin=Box.Origin.IMPORTED).order_by("id").values_list(
+        "label_id", "left", "top", "width", "height")
+    return list(stored) == [(box.label.pk, box.left, box.top, box.width, box.height) for box in boxes]
 
 
 def _inside(geometry, frame_width, frame_height):

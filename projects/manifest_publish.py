@@ -1,10 +1,13 @@
 """Manifests leaving Loupe: a file on disk, a browser download, or a publish to S3.
 
-Each one is validated against Rekognition's rules first and refused when it has errors, is
-recorded as an Export row, and is never half-written: files go to a temporary name and are renamed
-when complete; S3 objects already uploaded by a publish that then fails are deleted again.
+Each one is written once to a temporary file, validated against Rekognition's rules while it is
+written, and refused when it has errors; what leaves Loupe is that file, so it is exactly what was
+validated. Each is recorded as an Export row and is never half-written: files go to a temporary
+name and are renamed when complete; S3 objects already uploaded by a publish that then fails are
+deleted again.
 """
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -13,16 +16,9 @@ from pathlib import Path
 from django.utils import timezone
 
 from projects import s3
-from projects.manifest import (
-    CHUNK_SIZE,
-    ManifestError,
-    iter_manifest_lines,
-    manifest_filename,
-    validate_export,
-    write_manifest,
-)
-from projects.manifest_checks import check_split, validate_lines
-from projects.manifest_split import SplitError, split_manifest_file
+from projects.manifest import ManifestError, manifest_filename, validate_export, write_manifest
+from projects.manifest_checks import ManifestValidator, split_problems
+from projects.manifest_split import SplitError, SplitPlanner, write_split
 from projects.models import Export, RunStatus
 
 
@@ -58,7 +54,7 @@ def _fail(export, error):
     export.save(update_fields=["status", "error", "report", "finished_at"])
 
 
-def _succeed(export, parts, uris):
+def _succeed(export, parts, uris, split=None):
     export.status = RunStatus.SUCCEEDED
     export.lines = sum(part.lines for part in parts)
     export.uri = uris[0]
@@ -70,6 +66,8 @@ def _succeed(export, parts, uris):
             for part, uri in zip(parts, uris, strict=True)
         ],
     }
+    if split is not None:
+        export.report["split"] = split.as_dict()
     export.finished_at = timezone.now()
     export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
 
@@ -79,56 +77,92 @@ def refusal(report):
     return f"the manifest breaks Rekognition's rules ({codes}); fix them and export again"
 
 
+def _temporary(folder, suffix):
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".loupe-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
 def _write_checked(*, iteration, folder, options, test_fraction, progress):
-    """Write (and split) the manifest into temporary files in folder; refuse on any error."""
-    handle = tempfile.NamedTemporaryFile(
-        "w", dir=folder, prefix=".loupe-", suffix=".manifest.part", delete=False, encoding="utf-8"
-    )
-    whole = Path(handle.name)
+    """Write (and split) the manifest into temporary files in folder; refuse on any error.
+
+    Returns (parts, SplitResult or None). Whatever fails, no temporary file is left behind.
+    """
+    temps = []
+    kept = set()
     try:
-        with handle:
-            result = write_manifest(iteration=iteration, out=handle, progress=progress, **options)
+        planner = SplitPlanner(test_fraction=test_fraction) if test_fraction else None
+        whole = _temporary(folder, ".manifest.part")
+        temps.append(whole)
+        with open(whole, "w", encoding="utf-8") as out:
+            result = write_manifest(
+                iteration=iteration, out=out, progress=progress, **options,
+                # The split is planned from the records as they are written: no pass over the file.
+                on_record=None if planner is None else
+                lambda record: planner.add(record.source_ref, record.labels()),
+            )
         if not result.report.ok:
             raise ManifestRefused(refusal(result.report), result.report)
-        if not test_fraction:
-            return [_Part(whole, "", result.lines, result.report)]
-        parts = _split(whole, folder, test_fraction)
-        whole.unlink()
-        return parts
-    except BaseException:
-        whole.unlink(missing_ok=True)
-        raise
-
-
-def _split(whole, folder, test_fraction):
-    paths = {}
-    try:
-        for suffix in ("-train", "-test"):
-            fd, name = tempfile.mkstemp(dir=folder, prefix=".loupe-", suffix=suffix + ".part")
-            os.close(fd)
-            paths[suffix] = Path(name)
-        with open(paths["-train"], "w", encoding="utf-8") as train, \
-                open(paths["-test"], "w", encoding="utf-8") as test:
-            split_manifest_file(path=whole, train_out=train, test_out=test, test_fraction=test_fraction)
-        parts = []
-        for suffix, path in paths.items():
-            with open(path, encoding="utf-8") as lines:
-                report = validate_lines(lines)
-            if not report.ok:
-                raise ManifestRefused(f"{suffix[1:]} set: {refusal(report)}", report)
-            parts.append(_Part(path, suffix, report.lines, report))
-        with open(paths["-train"], encoding="utf-8") as train, \
-                open(paths["-test"], encoding="utf-8") as test:
-            problems = check_split(train, test)
-        if problems:
-            raise ManifestRefused("; ".join(problems))
-        return parts
+        if planner is None:
+            parts, split = [_Part(whole, "", result.lines, result.report)], None
+        else:
+            parts, split = _split(whole, folder, planner, temps)
+        kept = {part.temp for part in parts}
+        return parts, split
     except SplitError as error:
         raise ManifestError(str(error)) from None
-    except BaseException:
-        for path in paths.values():
-            path.unlink(missing_ok=True)
-        raise
+    finally:
+        for path in temps:
+            if path not in kept:
+                path.unlink(missing_ok=True)
+
+
+class _SideCheck:
+    """Validates one half of a split while it is written, and keeps what check_split compares."""
+
+    def __init__(self):
+        self.validator = ManifestValidator()
+        self.sources = set()
+        self.lines = 0
+
+    def add(self, text):
+        self.lines += 1
+        obj = self.validator.add_line(text, line_number=self.lines)
+        if isinstance(obj, dict):
+            self.sources.add(obj.get("source-ref"))
+
+
+def _split(whole, folder, planner, temps):
+    """Split the checked manifest at whole into -train and -test files, validating both on the way.
+
+    One read of the manifest: the plan comes from the planner fed while it was written.
+    """
+    sides, notes, moved = planner.plan()
+    paths = {}
+    for suffix in ("-train", "-test"):
+        paths[suffix] = _temporary(folder, suffix + ".part")
+        temps.append(paths[suffix])
+    checks = {"-train": _SideCheck(), "-test": _SideCheck()}
+    with open(whole, encoding="utf-8") as lines, \
+            open(paths["-train"], "w", encoding="utf-8") as train, \
+            open(paths["-test"], "w", encoding="utf-8") as test:
+        split = write_split(
+            lines=lines, sides=sides, train_out=train, test_out=test,
+            on_line=lambda to_test, text: checks["-test" if to_test else "-train"].add(text),
+        )
+    split.moved, split.notes = moved, notes
+    parts = []
+    for suffix, check in checks.items():
+        report = check.validator.report()
+        if not report.ok:
+            raise ManifestRefused(f"{suffix[1:]} set: {refusal(report)}", report)
+        parts.append(_Part(paths[suffix], suffix, report.lines, report))
+    train, test = checks["-train"], checks["-test"]
+    problems = split_problems(train.sources, set(parts[0].report.labels),
+                              test.sources, set(parts[1].report.labels))
+    if problems:
+        raise ManifestRefused("; ".join(problems))
+    return parts, split
 
 
 def _options(include_unreviewed, include_empty):
@@ -148,8 +182,8 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
     options = _options(include_unreviewed, include_empty)
     export = _start(iteration, Export.Kind.FILE, {**options, "test_fraction": test_fraction}, user)
     try:
-        parts = _write_checked(iteration=iteration, folder=path.parent, options=options,
-                               test_fraction=test_fraction, progress=progress)
+        parts, split = _write_checked(iteration=iteration, folder=path.parent, options=options,
+                                      test_fraction=test_fraction, progress=progress)
     except Exception as error:
         # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
@@ -157,7 +191,7 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
     targets = [_suffixed(path, part.suffix) for part in parts]
     for part, target in zip(parts, targets, strict=True):
         os.replace(part.temp, target)
-    _succeed(export, parts, [str(target) for target in targets])
+    _succeed(export, parts, [str(target) for target in targets], split)
     return export
 
 
@@ -197,15 +231,15 @@ def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, te
     try:
         location = output_location(project)
         with tempfile.TemporaryDirectory(prefix="loupe-publish-") as folder:
-            parts = _write_checked(iteration=iteration, folder=folder, options=options,
-                                   test_fraction=test_fraction, progress=progress)
+            parts, split = _write_checked(iteration=iteration, folder=folder, options=options,
+                                          test_fraction=test_fraction, progress=progress)
             _check_bucket_owner(parts[0].report, location.bucket, region)
-            uris = _upload(parts, location, iteration, region)
+            uris = _upload(parts, location, iteration, region, export)
     except Exception as error:
         # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
         raise
-    _succeed(export, parts, uris)
+    _succeed(export, parts, uris, split)
     return export
 
 
@@ -223,14 +257,15 @@ def _check_bucket_owner(report, bucket, region):
             )
 
 
-def _upload(parts, location, iteration, region):
+def _upload(parts, location, iteration, region, export):
     prefix = location.key if not location.key or location.key.endswith("/") else location.key + "/"
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     base = manifest_filename(iteration)[: -len(".manifest")]
     done = []
     try:
         for part in parts:
-            key = f"{prefix}{base}-{stamp}{part.suffix}.manifest"
+            # The Export id keeps two publishes of the same second from overwriting each other.
+            key = f"{prefix}{base}-{stamp}-export{export.pk}{part.suffix}.manifest"
             with open(part.temp, "rb") as body:
                 s3.upload_fileobj(body, location.bucket, key, content_type="application/jsonlines",
                                   region=region)
@@ -251,39 +286,38 @@ def check_download(*, iteration, include_unreviewed=False, include_empty=True):
                            include_empty=include_empty)
 
 
-def start_download(*, iteration, include_unreviewed=False, include_empty=True, user=None):
-    """Validate, record the Export, and return (export, iterator of the manifest's lines)."""
+def prepare_download(*, iteration, include_unreviewed=False, include_empty=True, user=None):
+    """Write the manifest once to an anonymous temporary file, validating it on the way.
+
+    Returns (export, the file opened in binary at its start): the file is exactly what was
+    validated, and disappears when closed. The Export is recorded as succeeded once the file is
+    complete (sending it is the web server's job) or as failed; raises ManifestRefused when
+    Rekognition would refuse the manifest, ManifestError when it cannot be built.
+    """
     options = _options(include_unreviewed, include_empty)
     export = _start(iteration, Export.Kind.DOWNLOAD, options, user)
+    handle = tempfile.TemporaryFile()
+    ready = False
     try:
-        report = check_download(iteration=iteration, **options)
-        if not report.ok:
-            raise ManifestRefused(refusal(report), report)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        result = write_manifest(iteration=iteration, out=text, **options)
+        text.flush()
+        text.detach()
+        if not result.report.ok:
+            raise ManifestRefused(refusal(result.report), result.report)
+        handle.seek(0)
+        ready = True
     except Exception as error:
         # Whatever stopped it, the Export must not stay "running" forever.
         _fail(export, error)
         raise
-    export.report = {"validation": report.as_dict()}
-    export.save(update_fields=["report"])
-    return export, _stream(export, iteration, options)
-
-
-def _stream(export, iteration, options):
-    lines = 0
-    try:
-        for line in iter_manifest_lines(iteration=iteration, chunk_size=CHUNK_SIZE, **options):
-            lines += 1
-            yield line
-    except GeneratorExit:
-        export.lines = lines
-        _fail(export, "the download was interrupted before the manifest was complete")
-        raise
-    except Exception as error:
-        export.lines = lines
-        _fail(export, f"the download failed after {lines} lines: {error}")
-        raise
+    finally:
+        if not ready:
+            handle.close()
     export.status = RunStatus.SUCCEEDED
-    export.lines = lines
+    export.lines = result.lines
     export.uri = manifest_filename(iteration)
+    export.report = {"validation": result.report.as_dict()}
     export.finished_at = timezone.now()
-    export.save(update_fields=["status", "lines", "uri", "finished_at"])
+    export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
+    return export, handle

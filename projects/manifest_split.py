@@ -25,6 +25,9 @@ class SplitResult:
     moved: int = 0
     notes: list = field(default_factory=list)
 
+    def as_dict(self):
+        return {"train": self.train, "test": self.test, "moved": self.moved, "notes": list(self.notes)}
+
 
 def image_score(source_ref):
     """A stable number in [0, 1) for an image: below the test fraction means "test"."""
@@ -39,22 +42,43 @@ class _Entry:
     test: bool
 
 
+class SplitPlanner:
+    """Collects each manifest line's source-ref and labels, in file order, then plans the split.
+
+    Exports feed it while they write the manifest, so the plan needs no pass over the file.
+    """
+
+    def __init__(self, *, test_fraction):
+        if not 0 < test_fraction < 1:
+            raise SplitError(f"the test fraction must be between 0 and 1 (e.g. 0.2); got {test_fraction}")
+        self.test_fraction = test_fraction
+        self._entries = []
+        self._interned = {}
+
+    def add(self, source_ref, labels):
+        labels = frozenset(labels)
+        # Most lines share a handful of label sets: keep one copy of each.
+        labels = self._interned.setdefault(labels, labels)
+        score = image_score(source_ref)
+        self._entries.append(_Entry(score, labels, score < self.test_fraction))
+
+    def add_line(self, text):
+        if text.strip():
+            obj = json.loads(text)
+            self.add(obj.get("source-ref", ""), line_labels(obj))
+
+    def plan(self):
+        """([True if line i goes to test], notes about labels, number of images moved)."""
+        notes, moved = _repair(self._entries)
+        return [entry.test for entry in self._entries], notes, moved
+
+
 def plan_split(lines, *, test_fraction):
     """[True if line i goes to test] for the manifest lines, plus notes about labels."""
-    if not 0 < test_fraction < 1:
-        raise SplitError(f"the test fraction must be between 0 and 1 (e.g. 0.2); got {test_fraction}")
-    interned = {}
-    entries = []
+    planner = SplitPlanner(test_fraction=test_fraction)
     for text in lines:
-        if not text.strip():
-            continue
-        obj = json.loads(text)
-        labels = frozenset(line_labels(obj))
-        labels = interned.setdefault(labels, labels)
-        score = image_score(obj.get("source-ref", ""))
-        entries.append(_Entry(score, labels, score < test_fraction))
-    notes, moved = _repair(entries)
-    return [entry.test for entry in entries], notes, moved
+        planner.add_line(text)
+    return planner.plan()
 
 
 def _repair(entries):
@@ -98,17 +122,20 @@ def _name(side):
     return "test" if side else "training"
 
 
-def split_manifest_file(*, path, train_out, test_out, test_fraction):
-    """Read the manifest at path twice: plan, then write each line to train_out or test_out."""
-    with open(path, encoding="utf-8") as lines:
-        sides, notes, moved = plan_split(lines, test_fraction=test_fraction)
-    result = SplitResult(moved=moved, notes=notes)
-    with open(path, encoding="utf-8") as lines:
-        kept = (text for text in lines if text.strip())
-        for to_test, text in zip(sides, kept, strict=True):
-            (test_out if to_test else train_out).write(text if text.endswith("\n") else text + "\n")
-            if to_test:
-                result.test += 1
-            else:
-                result.train += 1
+def write_split(*, lines, sides, train_out, test_out, on_line=None):
+    """Write each non-blank line to train_out or test_out as sides says; returns the counts.
+
+    on_line(to_test, text): called for each line written, e.g. to validate the two halves.
+    """
+    result = SplitResult()
+    kept = (text for text in lines if text.strip())
+    for to_test, text in zip(sides, kept, strict=True):
+        text = text if text.endswith("\n") else text + "\n"
+        (test_out if to_test else train_out).write(text)
+        if on_line is not None:
+            on_line(to_test, text)
+        if to_test:
+            result.test += 1
+        else:
+            result.train += 1
     return result

@@ -3,7 +3,7 @@
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -12,7 +12,7 @@ from projects.access import get_iteration_for_user, role_in
 from projects.manifest import CONTENT_TYPE, ManifestError, manifest_filename
 from projects.manifest_checks import ValidationReport
 from projects.manifest_forms import ManifestOptionsForm
-from projects.manifest_publish import ManifestRefused, check_download, queue_publish, start_download
+from projects.manifest_publish import ManifestRefused, check_download, prepare_download, queue_publish
 from projects.manifest_tasks import publish_manifest
 from projects.models import Membership, RunStatus
 
@@ -55,19 +55,23 @@ def manifest_check(request, slug, name):
 
 @require_GET
 def manifest_download(request, slug, name):
-    """Stream the checked manifest as a file; a manifest Rekognition would refuse is not sent."""
+    """Send the checked manifest as a file; a manifest Rekognition would refuse is not sent.
+
+    The file sent is the one validated: written once to a temporary file, which the response
+    closes (and so deletes) when it is done.
+    """
     iteration = get_iteration_for_user(request.user, slug, name)
     form = ManifestOptionsForm(request.GET)
     if not form.is_valid():
         return _render_report(request, iteration, form, status=400)
     try:
-        _export, lines = start_download(iteration=iteration, user=request.user, **form.export_options())
+        _export, file = prepare_download(iteration=iteration, user=request.user, **form.export_options())
     except ManifestRefused as error:
         return _render_report(request, iteration, form, report=error.report, error=str(error), status=409)
     except ManifestError as error:
         return _render_report(request, iteration, form, error=str(error), status=409)
-    response = StreamingHttpResponse(lines, content_type=f"{CONTENT_TYPE}; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{manifest_filename(iteration)}"'
+    response = FileResponse(file, as_attachment=True, filename=manifest_filename(iteration),
+                            content_type=f"{CONTENT_TYPE}; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
 

@@ -134,6 +134,50 @@ def test_split_is_deterministic_disjoint_and_covers_every_label(iteration, tmp_p
     assert (train.read_text(), test.read_text()) == first
 
 
+def test_a_split_export_prints_its_notes_and_records_them(iteration, tmp_path):
+    add_images(iteration, 30, lambda n: ["aws-logo", "smile-logo"] + (["rare-logo"] if n == 29 else []))
+    output = run("export_manifest", "logos/v2", "--output", str(tmp_path / "m.manifest"),
+                 "--test-fraction", "0.01")
+    note = "label 'rare-logo' has one image only, so it is in one of the two sets only"
+    assert "Split: 30 training and 1 test images, 1 moved so that labels appear in both.\n" \
+        f"  note: {note}\n" in output
+    assert Export.objects.get().report["split"] == {"train": 30, "test": 1, "moved": 1, "notes": [note]}
+
+
+def test_a_split_publish_reads_the_written_manifest_once(iteration, tmp_path, monkeypatch):
+    import builtins
+
+    add_images(iteration, 40, lambda n: ["aws-logo" if n % 2 else "smile-logo"])
+    real_open = builtins.open
+    reads = []
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if str(file).startswith(str(tmp_path)) and "r" in mode:
+            reads.append(str(file)[len(str(tmp_path)) + 1:].split("-")[0])
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    run("export_manifest", "logos/v2", "--output", str(tmp_path / "m.manifest"), "--test-fraction", "0.2")
+    monkeypatch.undo()
+    # One read of the whole manifest to write, and at the same time validate, the two halves.
+    assert reads == [".loupe"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-test.manifest", "m-train.manifest"]
+
+
+def test_a_failed_split_leaves_no_temporary_files(iteration, tmp_path):
+    from projects.manifest import ManifestError
+    from projects.manifest_publish import ManifestRefused, export_to_file
+
+    with pytest.raises(ManifestError, match="the test fraction must be between 0 and 1"):
+        export_to_file(iteration=iteration, path=tmp_path / "m.manifest", test_fraction=1.5)
+    assert list(tmp_path.iterdir()) == []
+    # One image cannot make two halves: one of them has no labels, and the split is refused.
+    with pytest.raises(ManifestRefused, match="set: the manifest breaks Rekognition's rules"):
+        export_to_file(iteration=iteration, path=tmp_path / "m.manifest", test_fraction=0.5)
+    assert list(tmp_path.iterdir()) == []
+    assert list(Export.objects.values_list("status", flat=True)) == [RunStatus.FAILED, RunStatus.FAILED]
+
+
 def test_split_follows_the_hash_of_each_image():
     lines = [json.dumps({"source-ref": f"s3://b/{n}.jpg"}) for n in range(200)]
     sides, notes, moved = plan_split(lines, test_fraction=0.3)
@@ -199,6 +243,29 @@ def test_import_manifest_command(tmp_path):
     assert output.splitlines()[-1] == (
         "1 of 1 lines imported (1 new images, 2 boxes, 0 proposals), 0 rejected, 0 warnings.")
     assert iteration.images.get().boxes.count() == 2
+
+
+def test_import_manifest_command_reads_the_file_once_and_shows_progress_in_bytes(
+        tmp_path, monkeypatch, capsys):
+    from projects.management.commands import import_manifest as command
+
+    make_iteration(make_project("logos"), "v1")
+    path = tmp_path / "v1.manifest"
+    path.write_text(json.dumps(SPEC_LINE) + "\n" + json.dumps(dict(SPEC_LINE, **{"source-ref": "s3://b/2.jpg"}))
+                    + "\n")
+    opened = []
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(command, "open", counting_open, raising=False)
+    output = run("import_manifest", "logos/v1", str(path))
+    assert opened == [str(path)]
+    assert output.splitlines()[-1] == (
+        "2 of 2 lines imported (2 new images, 4 boxes, 0 proposals), 0 rejected, 0 warnings.")
+    size = path.stat().st_size
+    assert capsys.readouterr().err.splitlines()[-1] == f"Importing (bytes) [{'#' * 30}] {size}/{size} (100%)"
 
 
 def test_import_manifest_command_reports_rejected_lines_and_fails(tmp_path):

@@ -5,11 +5,14 @@ from datetime import UTC, datetime
 import pytest
 
 from projects.manifest import (
+    ATTRIBUTE,
+    DETECTION_TYPE,
+    METADATA,
     ManifestError,
-    build_line,
     clamp_box,
     format_creation_date,
     iter_manifest_lines,
+    validate_export,
     write_manifest,
 )
 from projects.models import Image
@@ -45,6 +48,40 @@ SPEC_LINE = {
 }
 
 
+def build_line(*, source_ref, width, height, depth, boxes, class_names, human_annotated=True,
+               creation_date, job):
+    """The manifest object for one image, built the plain way: the reference LineFormatter must match.
+
+    boxes: (class_id, left, top, width, height, confidence 0..1) in pixels (floats are fine);
+    class_names: {class_id: label name}; creation_date: a datetime or an already formatted string.
+    """
+    annotations = []
+    objects = []
+    used = {}
+    for class_id, left, top, box_width, box_height, confidence in boxes:
+        x, y, w, h = clamp_box(left, top, box_width, box_height, width, height)
+        annotations.append({"class_id": class_id, "left": x, "top": y, "width": w, "height": h})
+        objects.append({"confidence": confidence})
+        used[class_id] = class_names[class_id]
+    if not isinstance(creation_date, str):
+        creation_date = format_creation_date(creation_date)
+    return {
+        "source-ref": source_ref,
+        ATTRIBUTE: {
+            "image_size": [{"width": width, "height": height, "depth": depth}],
+            "annotations": annotations,
+        },
+        METADATA: {
+            "objects": objects,
+            "class-map": {str(class_id): used[class_id] for class_id in sorted(used)},
+            "type": DETECTION_TYPE,
+            "human-annotated": "yes" if human_annotated else "no",
+            "creation-date": creation_date,
+            "job-name": job,
+        },
+    }
+
+
 def reviewed(iteration, source, *boxes, **fields):
     fields.setdefault("reviewed_at", REVIEWED_AT)
     image = make_image(iteration, source=source, status=Image.Status.REVIEWED, **fields)
@@ -68,7 +105,7 @@ def test_spec_example_line_is_exported_exactly(iteration):
     assert export_text(iteration) == json.dumps(SPEC_LINE) + "\n"
 
 
-def test_build_line_is_pure_and_matches_the_spec():
+def test_reference_build_line_matches_the_spec():
     line = build_line(
         source_ref="s3://my-bucket/v2/train/img-0007.jpg", width=1024, height=768, depth=3,
         boxes=[(0, 120, 88, 310, 140, 1), (1, 600, 402, 96, 97, 1)],
@@ -242,6 +279,19 @@ def test_export_queries_per_chunk_not_per_image(iteration, django_assert_num_que
     assert len(lines) == 7
     with django_assert_num_queries(3):
         assert len(export_text(iteration, chunk_size=100).splitlines()) == 7
+
+
+def test_write_manifest_and_validate_export_reuse_the_labels_the_export_loaded(
+        iteration, django_assert_num_queries):
+    for number in range(3):
+        reviewed(iteration, f"s3://b/{number}.jpg", ("aws-logo", (1, 2, 3, 4)), ("smile-logo", (5, 6, 7, 8)))
+    # labels + images + boxes, as for the lines alone.
+    with django_assert_num_queries(3):
+        result = write_manifest(iteration=iteration, out=io.StringIO())
+    with django_assert_num_queries(3):
+        report = validate_export(iteration=iteration)
+    assert (result.lines, result.report.labels, report.lines, report.labels) == (
+        3, {"aws-logo": 3, "smile-logo": 3}, 3, {"aws-logo": 3, "smile-logo": 3})
 
 
 def test_line_formatter_writes_exactly_what_json_dumps_writes():

@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -7,6 +7,7 @@ from projects.manifest import iter_manifest_lines
 from projects.manifest_import import import_manifest
 from projects.models import Image, ModelVersion, Proposal
 from reviewer.models import Box
+from reviewer.review import StaleReview, submit_review
 from tests.factories import make_box, make_image, make_iteration, make_project, make_user
 from tests.projects.test_manifest_export import SPEC_LINE
 
@@ -207,6 +208,69 @@ def test_images_reviewed_in_loupe_keep_their_review(iteration):
     assert report.warnings == [(1, f"{image.source} was already reviewed in Loupe: kept that review")]
     assert boxes_of(image, Box.Origin.ADDED) == [("aws-logo", 5, 5, 50, 50)]
     assert boxes_of(image) == []
+
+
+def test_an_image_a_person_marked_empty_keeps_its_review(iteration):
+    person = make_user()
+    when = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    image = make_image(iteration, source=SPEC_LINE["source-ref"], status=Image.Status.REVIEWED,
+                       no_objects=True, reviewed_by=person, reviewed_at=when, version=3)
+    report = import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE)])
+    assert report.warnings == [(1, f"{image.source} was already reviewed in Loupe: kept that review")]
+    image.refresh_from_db()
+    assert (image.status, image.no_objects, image.reviewed_by, image.reviewed_at, image.version) == (
+        Image.Status.REVIEWED, True, person, when, 3)
+    assert image.boxes.count() == 0
+
+
+def test_imported_truth_takes_a_new_version_so_an_open_review_page_is_stale(iteration):
+    image = make_image(iteration, source=SPEC_LINE["source-ref"], version=4)
+    opened = Image.objects.get(pk=image.pk)
+    report = import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE)])
+    assert (report.imported, report.boxes, report.warnings) == (1, 2, [])
+    image.refresh_from_db()
+    assert (image.version, image.status, image.no_objects) == (5, Image.Status.REVIEWED, False)
+    # The review page opened before the import submits version 4: refused, the import's boxes stay.
+    with pytest.raises(StaleReview):
+        submit_review(image=opened, reviewer=make_user(), version=4, boxes=[], no_objects=True)
+    assert boxes_of(image) == [("aws-logo", 120, 88, 310, 140), ("smile-logo", 600, 402, 96, 97)]
+
+
+def test_reimporting_the_same_truth_leaves_the_version_alone(iteration):
+    import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE)])
+    report = import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE)])
+    assert (report.imported, report.boxes) == (1, 2)
+    assert iteration.images.get().version == 1
+    changed = json.loads(json.dumps(SPEC_LINE))
+    changed["bounding-box"]["annotations"][0]["left"] = 121
+    import_manifest(iteration=iteration, lines=[json.dumps(changed)])
+    image = iteration.images.get()
+    assert (image.version, boxes_of(image)[0]) == (2, ("aws-logo", 121, 88, 310, 140))
+
+
+def test_an_image_a_reviewer_holds_open_is_skipped_with_a_warning(iteration):
+    held_until = datetime(2999, 1, 2, 3, 4, 5, tzinfo=UTC)
+    image = make_image(iteration, source=SPEC_LINE["source-ref"], leased_by=make_user(),
+                       lease_expires_at=held_until)
+    machine = manifest_line(SPEC_LINE["source-ref"], bb=attribute([(0, 1, 2, 30, 40)], {"0": "aws-logo"},
+                                                                  human="no", confidences=[0.5]))
+    report = import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE), machine])
+    message = (f"{image.source} is open for review in Loupe (held until 2999-01-02 03:04:05 UTC): "
+               "skipped; import again later")
+    assert report.warnings == [(1, message), (2, message)]
+    assert (report.lines, report.imported, report.boxes, report.proposals) == (2, 0, 0, 0)
+    image.refresh_from_db()
+    assert (image.status, image.version, image.boxes.count(), Proposal.objects.count()) == (
+        Image.Status.PENDING, 0, 0, 0)
+
+
+def test_an_expired_hold_does_not_stop_the_import(iteration):
+    image = make_image(iteration, source=SPEC_LINE["source-ref"], leased_by=make_user(),
+                       lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    report = import_manifest(iteration=iteration, lines=[json.dumps(SPEC_LINE)])
+    assert (report.imported, report.boxes, report.warnings) == (1, 2, [])
+    image.refresh_from_db()
+    assert (image.status, image.version) == (Image.Status.REVIEWED, 1)
 
 
 def test_a_size_that_contradicts_the_known_image_is_an_error(iteration):

@@ -84,6 +84,59 @@ def test_download_streams_the_exact_manifest_with_a_filename(client, reviewer, i
     assert export.options == {"include_unreviewed": False, "include_empty": True}
 
 
+def test_the_file_downloaded_is_the_one_validated(client, reviewer, iteration, monkeypatch):
+    from projects import manifest
+
+    real = manifest.iter_manifest_records
+    passes = []
+
+    def then_a_review_is_saved(**options):
+        yield from real(**options)
+        passes.append(options)
+        if len(passes) > 1:
+            return
+        # A reviewer saves an image right after the export has been read from the database.
+        image = make_image(iteration, source="s3://my-bucket/v2/late.jpg", status=Image.Status.REVIEWED,
+                           reviewed_at=WHEN)
+        make_box(image, "aws-logo", (1, 2, 30, 40))
+
+    monkeypatch.setattr(manifest, "iter_manifest_records", then_a_review_is_saved)
+    client.force_login(reviewer)
+    response = client.get(url("manifest-download"))
+    body = b"".join(response.streaming_content).decode()
+    assert body == json.dumps(SPEC_LINE) + "\n"
+    export = Export.objects.get()
+    assert (export.lines, export.report["validation"]["lines"], export.report["validation"]["boxes"]) == (
+        1, 1, 2)
+    assert len(passes) == 1
+
+
+def test_a_download_is_recorded_when_its_file_is_complete_and_the_file_goes_with_the_response(
+        client, reviewer, iteration, monkeypatch):
+    from projects import manifest_publish, manifest_views
+
+    files = []
+
+    def prepare(**options):
+        export, file = manifest_publish.prepare_download(**options)
+        files.append(file)
+        return export, file
+
+    monkeypatch.setattr(manifest_views, "prepare_download", prepare, raising=False)
+    client.force_login(reviewer)
+    response = client.get(url("manifest-download"))
+    # Nothing has been sent yet, and the Export is already final: no "running" row if nobody reads.
+    export = Export.objects.get()
+    assert (export.status, export.lines, export.uri, export.error) == (
+        RunStatus.SUCCEEDED, 1, "logos-v2.manifest", "")
+    assert export.finished_at is not None
+    assert response["Content-Length"] == str(len(json.dumps(SPEC_LINE)) + 1)
+    assert response["Cache-Control"] == "no-store"
+    assert not files[0].closed
+    response.close()
+    assert files[0].closed
+
+
 def test_download_of_a_manifest_rekognition_would_refuse_is_not_sent(client, reviewer, iteration):
     iteration.images.get().boxes.filter(label__name="smile-logo").delete()
     client.force_login(reviewer)
@@ -194,6 +247,38 @@ def test_a_failed_publish_is_recorded_and_leaves_no_object(client, owner, iterat
     assert export.error.startswith(
         "publishing to s3://missing-bucket/manifests/ failed: bucket does not exist")
     assert export.uri == ""
+
+
+def test_two_publishes_in_the_same_second_keep_both_files(owner, iteration, s3, monkeypatch):
+    from projects import manifest_publish
+
+    s3.create_bucket(Bucket="out-bucket")
+    iteration.project.output_location = "s3://out-bucket/manifests/"
+    iteration.project.save()
+    monkeypatch.setattr(manifest_publish.timezone, "now", lambda: WHEN)
+    first = manifest_publish.publish_to_s3(iteration=iteration, user=owner)
+    second = manifest_publish.publish_to_s3(iteration=iteration, user=owner)
+    assert (first.uri, second.uri) == (
+        f"s3://out-bucket/manifests/logos-v2-20261128T101503Z-export{first.pk}.manifest",
+        f"s3://out-bucket/manifests/logos-v2-20261128T101503Z-export{second.pk}.manifest",
+    )
+    keys = sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket="out-bucket")["Contents"])
+    assert keys == sorted(export.uri[len("s3://out-bucket/"):] for export in (first, second))
+
+
+def test_the_export_page_shows_the_split_and_its_notes(client, owner, iteration):
+    note = "label 'rare-logo' has one image only, so it is in one of the two sets only"
+    export = Export.objects.create(
+        iteration=iteration, kind=Export.Kind.S3, status=RunStatus.SUCCEEDED, uri="s3://out/t.manifest",
+        lines=3, report={"validation": None, "files": [],
+                         "split": {"train": 2, "test": 1, "moved": 1, "notes": [note]}},
+    )
+    client.force_login(owner)
+    content = client.get(url("manifest-export", export.pk)).content.decode()
+    assert ('<p class="counts" data-testid="export-split">Split: 2 training and 1 test images, 1 moved '
+            "so that labels appear in both.</p>") in content
+    assert "<p class=\"counts\">Note: label &#x27;rare-logo&#x27; has one image only, so it is in one of " \
+        "the two sets only</p>" in content
 
 
 def test_publish_refuses_an_output_bucket_of_another_owner(owner, iteration, s3, monkeypatch):

@@ -66,6 +66,14 @@ class Command(BaseCommand):
 
     def _print(self, exports):
         for export in exports:
+            split = export.report.get("split")
+            if split:
+                self.stdout.write(
+                    f"Split: {split['train']} training and {split['test']} test images, "
+                    f"{split['moved']} moved so that labels appear in both."
+                )
+                for note in split["notes"]:
+                    self.stdout.write(f"  note: {note}")
             for file in export.report["files"]:
                 self.stdout.write(
                     self.style.SUCCESS(f"Wrote {file['lines']} lines to {file['uri']} ({file['role']}).")

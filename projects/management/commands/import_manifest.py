@@ -1,3 +1,5 @@
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
 from projects.manifest_import import import_manifest
@@ -29,17 +31,20 @@ class Command(BaseCommand):
         except ProjectSetupError as error:
             raise CommandError(str(error)) from None
         try:
-            with open(file, encoding="utf-8-sig") as lines:
-                total = sum(1 for _ in lines)
-            with open(file, encoding="utf-8-sig") as lines:
+            with open(file, encoding="utf-8-sig") as handle:
                 report = import_manifest(
-                    iteration=iteration, lines=lines, create_labels=create_labels,
-                    trust_machine_labels=trust_machine_labels, progress=ProgressBar("Importing"),
-                    total=total,
+                    iteration=iteration, lines=_reading(handle, ProgressBar("Importing (bytes)")),
+                    create_labels=create_labels, trust_machine_labels=trust_machine_labels,
                 )
         except FileNotFoundError:
             raise CommandError(f"no file {file}") from None
-        except (OSError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            # Lines are read as they are imported, so the ones before the bad bytes are in.
+            raise CommandError(
+                f"cannot read {file}: not UTF-8 text ({error}); any lines before that point were "
+                "imported, and importing the fixed file again is safe"
+            ) from None
+        except OSError as error:
             raise CommandError(f"cannot read {file}: {error}") from None
         self._print(report)
         if report.errors:
@@ -58,3 +63,15 @@ class Command(BaseCommand):
             self.stdout.write(f"created labels: {', '.join(report.labels_created)}")
         style = self.style.WARNING if report.errors else self.style.SUCCESS
         self.stdout.write(style(report.summary() + "."))
+
+
+def _reading(handle, progress):
+    """The file's lines, reporting progress in bytes read: no counting pass over the file first."""
+    total = os.fstat(handle.fileno()).st_size
+    done = 0
+    for text in handle:
+        yield text
+        # An estimate (a BOM or \r\n line ends make it short), so capped and completed at the end.
+        done += len(text.encode("utf-8"))
+        progress(min(done, total), total)
+    progress(total, total)
