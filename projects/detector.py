@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from projects.proposals import UNCERTAIN_BAND, Detection, ImageProposalError, ModelNotReady
+from projects.training import READY
+from reviewer.geometry import Rect, clamped, iou
 
-# Status of a local ModelVersion whose exemplars are stored and usable.
-READY = "READY"
 TEMPLATE_SIDE = 24
 MAX_EXEMPLARS_PER_LABEL = 16
 LEVEL_RATIO = 1.2
@@ -171,32 +171,27 @@ def _peaks(response, level, template_shape, scale, floor):
     ys, xs = np.nonzero((response >= dilated) & (response >= floor))
     height, width = template_shape
     return [
-        (float(response[y, x]), (x / scale, y / scale, width / scale, height / scale))
+        (float(response[y, x]), Rect(x / scale, y / scale, width / scale, height / scale))
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True)
         # OpenCV scores a nearly flat window as a perfect match: no pattern, no object.
         if level[y:y + height, x:x + width].std() >= MIN_WINDOW_STD
     ]
 
 
-def _intersection(a, b):
-    inter_w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    inter_h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    return inter_w * inter_h if inter_w > 0 and inter_h > 0 else 0.0
-
-
-def iou(a, b):
-    inter = _intersection(a, b)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
-
-
 def same_object(a, b, threshold):
     """Overlapping by more than threshold IoU, or one box mostly inside the other: a partial match
-    shifted along a wordmark overlaps little by IoU yet is the same object."""
-    inter = _intersection(a, b)
-    if not inter:
+    shifted along a wordmark overlaps little by IoU yet is the same object.
+
+    Boxes are Rects; IoU is reviewer.geometry's. The containment test needs the overlap relative to
+    the smaller box, which IoU does not give, hence the overlap computed here.
+    """
+    if iou(a, b) > threshold:
+        return True
+    overlap_w = min(a.right, b.right) - max(a.left, b.left)
+    overlap_h = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if overlap_w <= 0 or overlap_h <= 0:
         return False
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union > threshold or inter / min(a[2] * a[3], b[2] * b[3]) > CONTAINED
+    return overlap_w * overlap_h / min(a.width * a.height, b.width * b.height) > CONTAINED
 
 
 def suppress(candidates, threshold, limit=None):
@@ -219,7 +214,7 @@ def fuse(candidates, threshold, limit=None):
                  if c[0] >= best[0] - FUSE_MARGIN and iou(c[1], best[1]) > threshold]
         weights = np.array([c[0] for c in group], np.float64)
         boxes = np.array([c[1] for c in group], np.float64)
-        box = tuple(float(v) for v in (boxes * weights[:, None]).sum(0) / weights.sum())
+        box = Rect(*(float(v) for v in (boxes * weights[:, None]).sum(0) / weights.sum()))
         fused.append((best[0], box, *best[2:]))
     return fused
 
@@ -263,7 +258,7 @@ def _measure(exemplar, samples, pyramids, size_range):
     """(exemplar with its clutter score, the other training objects it finds above that score)."""
     worst_clutter, hits = [], []
     for index in _measured_images(len(samples), exemplar.source):
-        truth = [box for label, box in samples[index][1] if label == exemplar.label]
+        truth = [Rect(*box) for label, box in samples[index][1] if label == exemplar.label]
         peaks = exemplar_peaks(pyramids[index], exemplar, levels(size_range, pyramids[index].side),
                                TRAINING_FLOOR)
         clutter = [score for score, box in peaks if all(iou(box, t) < 0.3 for t in truth)]
@@ -316,17 +311,11 @@ def detect_grey(grey, exemplar_set, *, min_confidence=MIN_CONFIDENCE):
                 if sure >= min_confidence:
                     candidates.append((sure, box, label))
         found.extend(fuse(candidates, NMS_IOU, MAX_DETECTIONS_PER_LABEL))
+    height, width = grey.shape
     return [
-        Detection(label, sure, _clamp(box, grey.shape))
+        Detection(label, sure, tuple(round(value, 1) for value in clamped(box, width, height)))
         for sure, box, label in suppress(found, CROSS_LABEL_IOU)
     ]
-
-
-def _clamp(box, shape):
-    height, width = shape
-    left, top = max(0.0, box[0]), max(0.0, box[1])
-    right, bottom = min(float(width), box[0] + box[2]), min(float(height), box[1] + box[3])
-    return (round(left, 1), round(top, 1), round(right - left, 1), round(bottom - top, 1))
 
 
 def load_exemplars(model_version):

@@ -8,18 +8,16 @@ in order of confidence, so a duplicate of an already found object counts as a fa
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from reviewer import geometry
+from reviewer.geometry import Rect
+
 IOU_MATCH = 0.5
 
 
 def iou(a, b):
-    """Intersection over union of two (left, top, width, height) boxes."""
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    inter_w = min(ax2, bx2) - max(a[0], b[0])
-    inter_h = min(ay2, by2) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    """Intersection over union of two (left, top, width, height) boxes, plain tuples or Rects:
+    reviewer.geometry's IoU, for the tuples that truth and Detections carry."""
+    return geometry.iou(Rect(*a), Rect(*b))
 
 
 @dataclass
@@ -87,12 +85,13 @@ class Matching:
 
 def match_image(truth, detections, *, min_iou=IOU_MATCH):
     """truth: [(label, box)]; detections: [Detection]. Returns [Scored] in confidence order."""
-    unmatched = list(truth)
+    unmatched = [(label, Rect(*box)) for label, box in truth]
     scored = []
     for detection in sorted(detections, key=lambda d: -d.confidence):
+        found = Rect(*detection.box)
         best, best_iou = None, min_iou
         for index, (label, box) in enumerate(unmatched):
-            overlap = iou(box, detection.box) if label == detection.label else 0.0
+            overlap = geometry.iou(box, found) if label == detection.label else 0.0
             if overlap >= best_iou:
                 best, best_iou = index, overlap
         if best is not None:

@@ -6,11 +6,14 @@ reported with its reason; one bad file never stops the rest.
 
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from django.core.files.base import File
 from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
@@ -26,7 +29,12 @@ MAX_BYTES = 15 * 1024 * 1024
 # Enough for the header of nearly every JPEG (EXIF can push the frame header past 64 KB; then
 # the read is retried with more).
 HEADER_BYTES = (64 * 1024, 1024 * 1024)
+# Rows per bulk insert, and keys per S3 batch: also the longest `source IN (...)` list Loupe sends,
+# well under SQLite's limit on query variables.
 BATCH_SIZE = 500
+# Ranged GETs of image headers are latency-bound: a few in flight hide the round trips without
+# hammering the bucket.
+HEADER_READERS = 8
 
 
 @dataclass
@@ -112,9 +120,12 @@ class _Batch:
         self.position = 0 if last is None else last + 1
 
     def known(self, sources):
-        return set(
-            self.iteration.images.filter(source__in=sources).values_list("source", flat=True)
-        )
+        """The given sources the iteration already has, asked BATCH_SIZE at a time."""
+        sources, found = list(sources), set()
+        for start in range(0, len(sources), BATCH_SIZE):
+            chunk = sources[start:start + BATCH_SIZE]
+            found.update(self.iteration.images.filter(source__in=chunk).values_list("source", flat=True))
+        return found
 
     def add(self, **fields):
         self.pending.append(Image(iteration=self.iteration, position=self.position, **fields))
@@ -123,57 +134,110 @@ class _Batch:
             self.flush()
 
     def flush(self):
-        if self.pending:
-            Image.objects.bulk_create(self.pending, ignore_conflicts=True)
+        """Insert the pending rows; a row another import created meanwhile counts as a duplicate.
+
+        Conflicts only arise when two imports of the same files overlap, so the fast path inserts
+        the whole batch at once; on a conflict the batch is inserted row by row to count exactly
+        what was created (bulk_create(ignore_conflicts=True) cannot say which rows it skipped).
+        """
+        if not self.pending:
+            return
+        try:
+            with transaction.atomic():
+                Image.objects.bulk_create(self.pending)
             self.report.imported += len(self.pending)
-            self.pending = []
+        except IntegrityError:
+            for image in self.pending:
+                self._insert_one(image)
+        self.pending = []
+
+    def _insert_one(self, image):
+        image.pk = None
+        try:
+            with transaction.atomic():
+                image.save(force_insert=True)
+        except IntegrityError:
+            if not self.iteration.images.filter(source=image.source).exists():
+                raise
+            self.report.duplicates += 1
+        else:
+            self.report.imported += 1
 
 
 def import_s3_prefix(*, iteration, uri, progress=None):
-    """Register every JPEG/PNG under s3://bucket/prefix/ in place (the image stays in S3)."""
+    """Register every JPEG/PNG under s3://bucket/prefix/ in place (the image stays in S3).
+
+    The listing is processed BATCH_SIZE keys at a time as S3 pages it in, so memory and every
+    query stay bounded whatever the prefix holds. progress(done, total) counts the keys listed so
+    far: S3 does not say how many there are before the last page.
+    """
     location = s3.parse_s3_uri(uri)
     region = iteration.project.region or None
     report = ImportReport()
     batch = _Batch(iteration, report)
-    try:
-        listing = list(s3.iter_objects(location.bucket, location.key, region=region))
-    except s3.S3Error as error:
-        raise ImportSourceError(f"cannot list {uri}: {error}") from error
+    listing = s3.iter_objects(location.bucket, location.key, region=region)
+    done = 0
+    with ThreadPoolExecutor(max_workers=HEADER_READERS, thread_name_prefix="s3-headers") as readers:
+        while True:
+            try:
+                keys = list(islice(listing, BATCH_SIZE))
+            except s3.S3Error as error:
+                batch.flush()
+                raise ImportSourceError(_listing_failed(uri, error, report)) from error
+            if not keys:
+                break
+            _import_s3_keys(batch, readers, location.bucket, keys, region)
+            done += len(keys)
+            if progress:
+                progress(done, done)
+    batch.flush()
+    return report
+
+
+def _listing_failed(uri, error, report):
+    message = f"cannot list {uri}: {error}"
+    if report.imported:
+        message += f" ({report.imported} images were imported before; import again to continue)"
+    return message
+
+
+def _import_s3_keys(batch, readers, bucket, keys, region):
+    """One batch of listed (key, size): reject non-images, skip known sources, read the rest's
+    headers concurrently, and add them in listing order (positions follow the keys)."""
+    report = batch.report
     candidates = []
-    for key, size in listing:
+    for key, size in keys:
         if key.endswith("/"):
             continue
         if Path(key).suffix.lower() not in IMAGE_EXTENSIONS:
             report.rejected.append((key, "not a .jpg, .jpeg or .png file"))
             continue
         candidates.append((key, size))
-    known = batch.known([f"s3://{location.bucket}/{key}" for key, _ in candidates])
-    for done, (key, size) in enumerate(candidates, start=1):
-        source = f"s3://{location.bucket}/{key}"
-        if source in known:
+    known = batch.known(f"s3://{bucket}/{key}" for key, _ in candidates)
+    new = []
+    for key, size in candidates:
+        if f"s3://{bucket}/{key}" in known:
             report.duplicates += 1
         else:
-            _import_s3_object(batch, location.bucket, key, size, region, report)
-        if progress:
-            progress(done, len(candidates))
-    batch.flush()
-    return report
+            new.append((key, size))
+    headers = readers.map(lambda item: _s3_header(bucket, item[0], region), new)
+    for (key, size), header in zip(new, headers, strict=True):
+        reason = header if isinstance(header, str) else check_limits(header, size)
+        if reason:
+            report.rejected.append((key, reason))
+            continue
+        batch.add(
+            source=f"s3://{bucket}/{key}", name=os.path.basename(key)[:255], width=header.width,
+            height=header.height, depth=header.depth, file_size=size, format=header.format,
+        )
 
 
-def _import_s3_object(batch, bucket, key, size, region, report):
+def _s3_header(bucket, key, region):
+    """The object's ImageHeader, or the reason it has none. Runs on a reader thread: no database."""
     try:
-        header = header_from_reader(lambda n: s3.read_range(bucket, key, n, region=region))
+        return header_from_reader(lambda n: s3.read_range(bucket, key, n, region=region))
     except (ValueError, s3.S3Error) as error:
-        report.rejected.append((key, str(error)))
-        return
-    reason = check_limits(header, size)
-    if reason:
-        report.rejected.append((key, reason))
-        return
-    batch.add(
-        source=f"s3://{bucket}/{key}", name=os.path.basename(key)[:255], width=header.width,
-        height=header.height, depth=header.depth, file_size=size, format=header.format,
-    )
+        return str(error)
 
 
 def import_folder(*, iteration, folder, progress=None):
@@ -191,11 +255,14 @@ def import_files(*, iteration, files, progress=None):
     The storage name is derived from the iteration and the file's name, so importing the same
     file again is recognised as a duplicate.
     """
+    # Imported here: projects.manifest imports projects.manifest_checks, which imports this module.
+    from projects.manifest import storage_prefix
+
     report = ImportReport()
     batch = _Batch(iteration, report)
-    prefix = f"images/{iteration.project.slug}/{iteration.name}/"
+    prefix = storage_prefix(iteration)
     names = {name: prefix + name.replace("\\", "/") for name, _ in files}
-    known = batch.known(list(names.values()))
+    known = batch.known(names.values())
     for done, (name, item) in enumerate(files, start=1):
         source = names[name]
         if source in known:

@@ -9,16 +9,14 @@ Each line is imported whole or not at all; every line not imported is reported w
 """
 
 import json
-import numbers
 from dataclasses import dataclass, field
 
-from projects.manifest_checks import parse_detection_attribute
+from projects.manifest_checks import DETECTION_TYPE, parse_detection_attribute
 from projects.models import ModelVersion
 from projects.proposals import Detection, InvalidDetection, store_detections
-from projects.rekognition import ratio_box_to_pixels
-from reviewer.geometry import Rect, clip_to_frame
+from projects.rekognition import detections_from_custom_labels
+from reviewer.geometry import Rect, all_finite, clip_to_frame
 
-OBJECT_DETECTION = "groundtruth/object-detection"
 IMAGE_CLASSIFICATION = "groundtruth/image-classification"
 
 
@@ -118,13 +116,18 @@ def parse_json_line(raw):
 
 def detections_from_line(data, *, width, height, attribute=None):
     if "CustomLabels" in data and attribute is None:
-        return _from_custom_labels(data["CustomLabels"], width, height)
+        try:
+            return detections_from_custom_labels(
+                data["CustomLabels"], width=width, height=height, drop_outside=False
+            )
+        except ValueError as error:
+            raise LineError(str(error)) from None
     name = attribute or _label_attribute(data)
     metadata = data.get(f"{name}-metadata")
     if name not in data or not isinstance(metadata, dict):
         raise LineError(f"no label attribute {name!r} with {name}-metadata")
     kind = metadata.get("type")
-    if kind == OBJECT_DETECTION:
+    if kind == DETECTION_TYPE:
         return _from_object_detection(data, name, width, height)
     if kind == IMAGE_CLASSIFICATION:
         return [Detection(_class_name(metadata), _manifest_confidence(metadata.get("confidence")), None)]
@@ -135,7 +138,7 @@ def _label_attribute(data):
     found = [
         key for key, value in data.items()
         if isinstance(value, dict) and key.endswith("-metadata")
-        and value.get("type") in (OBJECT_DETECTION, IMAGE_CLASSIFICATION)
+        and value.get("type") in (DETECTION_TYPE, IMAGE_CLASSIFICATION)
         and key[: -len("-metadata")] in data
     ]
     if not found:
@@ -146,47 +149,19 @@ def _label_attribute(data):
     return found[0][: -len("-metadata")]
 
 
-def _number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _from_custom_labels(items, width, height):
-    if not isinstance(items, list):
-        raise LineError("CustomLabels is not a list")
-    detections = []
-    for index, item in enumerate(items):
-        where = f"CustomLabels[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
-            raise LineError(f"{where} has no Name")
-        confidence = item.get("Confidence")
-        if not _number(confidence) or not 0 <= confidence <= 100:
-            raise LineError(f"{where}: Confidence must be a number 0..100")
-        ratios = (item.get("Geometry") or {}).get("BoundingBox")
-        if ratios is None:
-            detections.append(Detection(item["Name"], float(confidence), None))
-            continue
-        box = _ratio_box(ratios, width, height, where)
-        detections.append(Detection(item["Name"], float(confidence), box))
-    return detections
-
-
-def _ratio_box(ratios, width, height, where):
-    keys = ("Left", "Top", "Width", "Height")
-    if not isinstance(ratios, dict) or not all(_number(ratios.get(key)) for key in keys):
-        raise LineError(f"{where}: invalid box (BoundingBox needs numbers {', '.join(keys)})")
-    if ratios["Width"] <= 0 or ratios["Height"] <= 0:
-        raise LineError(f"{where}: invalid box (Width and Height must be > 0)")
-    box = ratio_box_to_pixels(ratios, width, height)
-    if box is None:
-        raise LineError(f"{where}: invalid box (it lies outside the {width}x{height} image)")
-    return box
-
-
 def _from_object_detection(data, name, width, height):
     try:
         attribute = parse_detection_attribute(data, name)
     except ValueError as error:
         raise LineError(str(error)) from None
+    line_width, line_height, _depth = attribute.size
+    if (line_width, line_height) != (width, height):
+        # Manifest boxes are pixels of the image the line describes: on an image of another size
+        # they would land in the wrong place.
+        raise LineError(
+            f"image_size {line_width}x{line_height} differs from the image's {width}x{height} "
+            "in Loupe; the boxes would land in the wrong place"
+        )
     return [
         Detection(label, _manifest_confidence(confidence),
                   _pixel_box(geometry, width, height, f"{name}.annotations[{index}]"))
@@ -212,6 +187,6 @@ def _class_name(metadata):
 
 
 def _manifest_confidence(value):
-    if not _number(value) or not 0 <= value <= 1:
+    if not all_finite(value) or not 0 <= value <= 1:
         raise LineError(f"confidence {value!r} must be a number 0..1 in a manifest")
     return round(float(value) * 100, 6)

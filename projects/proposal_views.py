@@ -44,11 +44,13 @@ def run_context(run):
     processed = run.done + run.failed
     failures = run.outcomes.filter(ok=False).select_related("image").order_by("image__position", "id")
     end = run.finished_at or timezone.now()
+    active = run.status in ACTIVE
     return {
         "run": run,
-        "active": run.status in ACTIVE,
+        "active": active,
         "processed": processed,
-        "percent": min(100, int(100 * processed / run.total)) if run.total else 100,
+        # A queued run has not counted its images yet (total 0): it is at 0%, not done.
+        "percent": min(100, int(100 * processed / run.total)) if run.total else (0 if active else 100),
         "seconds": (end - run.started_at).total_seconds() if run.started_at else None,
         "failures": list(failures[:SHOWN_FAILURES]),
         "more_failures": max(run.failed - SHOWN_FAILURES, 0),

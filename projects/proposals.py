@@ -15,6 +15,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from projects.manifest import DEFAULT_THRESHOLD
 from projects.models import (
     Image,
     ModelVersion,
@@ -31,8 +32,10 @@ MAX_CONCURRENCY = 32
 DEFAULT_BATCH_SIZE = 100
 NOT_RUNNING_MESSAGE = "model is not running: start it"
 UNKNOWN_LABELS = "UnknownLabels"
-# Used when a model version has no threshold for a label (e.g. imported predictions).
-DEFAULT_THRESHOLD = 50.0
+# The fields of a ProposalRun that change while it exists.
+RUN_STATE = (
+    "status", "error", "task_id", "started_at", "finished_at", "total", "done", "failed", "proposals",
+)
 # Confidence points either side of a label's threshold where a reviewer's accept/reject decision
 # is a toss-up.
 UNCERTAIN_BAND = 15.0
@@ -198,12 +201,13 @@ def create_proposal_run(*, iteration, model_version, concurrency, user=None):
     Superseding (rather than refusing) is what lets an owner restart after a worker was killed:
     the old run's row would otherwise say "running" forever. A live old run notices at its next
     batch and stops, and the atomic per-image writes keep the two from duplicating anything.
+    The iteration keeps showing its current model until the run has stored something (see
+    _show_model), and the run counts its images when it starts (see _begin).
     """
     _check_run_request(iteration=iteration, model_version=model_version, concurrency=concurrency)
     with transaction.atomic():
         run = ProposalRun.objects.create(
-            iteration=iteration, model_version=model_version, concurrency=concurrency,
-            created_by=user, total=iteration.images.count(),
+            iteration=iteration, model_version=model_version, concurrency=concurrency, created_by=user,
         )
         ProposalRun.objects.filter(
             iteration=iteration, model_version=model_version,
@@ -211,8 +215,6 @@ def create_proposal_run(*, iteration, model_version, concurrency, user=None):
         ).exclude(pk=run.pk).update(
             status=RunStatus.STOPPED, error=f"superseded by run #{run.pk}", finished_at=timezone.now()
         )
-        iteration.model_version = model_version
-        iteration.save(update_fields=["model_version"])
     return run
 
 
@@ -242,6 +244,8 @@ def start_proposal_run(*, iteration, model_version, concurrency, user=None):
     result = tasks.run_proposal_run.enqueue(run_id=run.pk)
     ProposalRun.objects.filter(pk=run.pk).update(task_id=str(result.id)[:64])
     run.refresh_from_db()
+    # The task may already have switched the iteration to this model (see _show_model).
+    iteration.refresh_from_db(fields=["model_version"])
     return run
 
 
@@ -251,7 +255,9 @@ def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=
     Backend calls go through a pool of run.concurrency threads; every database write stays on this
     thread, so threads never hold connections. Returns the run with its final status.
     """
-    run.refresh_from_db()
+    # The state only: a run's iteration and model never change, and keeping the caller's iteration
+    # instance lets the caller see it switch to this model (see _show_model).
+    run.refresh_from_db(fields=RUN_STATE)
     if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return run
     try:
@@ -275,12 +281,16 @@ def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=
     _save_counts(run)
     if progress:
         progress(run.done + run.failed, run.total)
+    if status == RunStatus.SUCCEEDED and (run.done or not run.total):
+        # Nothing new was stored (every image was done before, or the iteration is empty), yet the
+        # model has proposed on all of it: show it. A run whose every image failed shows nothing.
+        _show_model(run)
     return _finish(run, status, error)
 
 
 def _begin(run):
-    images = Image.objects.filter(iteration=run.iteration_id)
-    run.total = images.count()
+    # Counted here, not when the run is queued: images imported in between are proposed on too.
+    run.total = Image.objects.filter(iteration=run.iteration_id).count()
     done = ProposalOutcome.objects.filter(
         model_version=run.model_version_id, ok=True, image__iteration=run.iteration_id
     )
@@ -368,6 +378,8 @@ def _collect(run, in_flight, labels, model_version):
         with transaction.atomic():
             for future in finished:
                 stop = _write_result(run, in_flight.pop(future), future, labels, model_version) or stop
+            if run.done > counts[0]:
+                _show_model(run)
     except BaseException:
         # The group was rolled back: so are its counts.
         run.done, run.failed, run.proposals = counts
@@ -415,6 +427,19 @@ def _record_success(run, image, model_version, detections, labels):
 def _record_failure(run, image, model_version, code, message):
     store_failure(image=image, model_version=model_version, code=code, message=message, run=run)
     run.failed += 1
+
+
+def _show_model(run):
+    """Point the iteration's reviewers at this run's model, once it has stored proposals to show.
+
+    Not before: a run that stops at once (model not running, access denied) must leave reviewers
+    the previous model's proposals. Committed with the first stored images, so a kill right after
+    cannot leave them stored but hidden. The iteration is held in memory: one write per run.
+    """
+    iteration = run.iteration
+    if iteration.model_version_id != run.model_version_id:
+        iteration.model_version = run.model_version
+        iteration.save(update_fields=["model_version"])
 
 
 def _save_counts(run):

@@ -33,7 +33,7 @@ from projects.proposals import (
     ImageProposalError,
     ModelNotReady,
 )
-from reviewer.geometry import Rect, clip_to_frame
+from reviewer.geometry import Rect, all_finite, clip_to_frame
 
 THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException"}
 # DetectCustomLabels refuses raw bytes of 4 MB or more; images in S3 go by reference instead.
@@ -82,20 +82,44 @@ def ratio_box_to_pixels(box, width, height):
     return (round(part.left, 3), round(part.top, 3), pixel_width, pixel_height)
 
 
-def detections_from_custom_labels(custom_labels, *, width, height):
+def detections_from_custom_labels(custom_labels, *, width, height, drop_outside=True):
     """CustomLabels as DetectCustomLabels returns them -> Detections in pixels of a width x height
-    image. Labels without Geometry are image-level; boxes wholly outside the frame are dropped."""
+    image; used for live responses and for imported prediction files alike.
+
+    Labels without Geometry are image-level. ValueError names the first malformed item (no Name,
+    Confidence not a number 0..100, a BoundingBox without four numbers or without area). A box
+    wholly outside the frame is dropped (a live model's stray box), or is an error with
+    drop_outside=False (an imported line that was probably made for another image).
+    """
+    if not isinstance(custom_labels, list):
+        raise ValueError("CustomLabels is not a list")
     detections = []
-    for item in custom_labels:
-        confidence = min(max(float(item["Confidence"]), 0.0), 100.0)
+    for index, item in enumerate(custom_labels):
+        where = f"CustomLabels[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
+            raise ValueError(f"{where} has no Name")
+        confidence = item.get("Confidence")
+        if not all_finite(confidence) or not 0 <= confidence <= 100:
+            raise ValueError(f"{where}: Confidence must be a number 0..100")
         ratios = (item.get("Geometry") or {}).get("BoundingBox")
         if ratios is None:
-            detections.append(Detection(item["Name"], confidence, None))
+            detections.append(Detection(item["Name"], float(confidence), None))
             continue
-        box = ratio_box_to_pixels(ratios, width, height)
+        box = _pixel_box(ratios, width, height, where)
         if box is not None:
-            detections.append(Detection(item["Name"], confidence, box))
+            detections.append(Detection(item["Name"], float(confidence), box))
+        elif not drop_outside:
+            raise ValueError(f"{where}: invalid box (it lies outside the {width}x{height} image)")
     return detections
+
+
+def _pixel_box(ratios, width, height, where):
+    keys = ("Left", "Top", "Width", "Height")
+    if not isinstance(ratios, dict) or not all_finite(*(ratios.get(key) for key in keys)):
+        raise ValueError(f"{where}: invalid box (BoundingBox needs numbers {', '.join(keys)})")
+    if ratios["Width"] <= 0 or ratios["Height"] <= 0:
+        raise ValueError(f"{where}: invalid box (Width and Height must be > 0)")
+    return ratio_box_to_pixels(ratios, width, height)
 
 
 class RekognitionBackend:
@@ -128,9 +152,12 @@ class RekognitionBackend:
             "MinConfidence": 0,
         }
         response = self._call(request)
-        return detections_from_custom_labels(
-            response.get("CustomLabels", []), width=image.width, height=image.height
-        )
+        try:
+            return detections_from_custom_labels(
+                response.get("CustomLabels", []), width=image.width, height=image.height
+            )
+        except ValueError as error:
+            raise ImageProposalError("InvalidResponse", f"Rekognition answered {error}") from error
 
     def _call(self, request):
         attempt = 1

@@ -2,6 +2,10 @@
 
 The same functions serve the iteration page (through a task), `manage.py train_local`, the demo
 setup and the headless demo loop.
+
+The web process imports this module (the training views check and queue requests) but never trains:
+projects.detector, and with it OpenCV, is imported only inside the functions that train or evaluate,
+so serving pages does not load it (tests/projects/test_training.py pins that).
 """
 
 from django.core.files.base import ContentFile
@@ -9,12 +13,14 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from projects import detector, evaluation
+from projects import evaluation
 from projects.imagefiles import read_image_bytes
+from projects.manifest import DEFAULT_THRESHOLD
 from projects.models import Image, ModelVersion, RunStatus, TrainingRun
-from projects.proposals import DEFAULT_THRESHOLD
+from projects.proposals import ImageProposalError
 
-READY = detector.READY
+# Status of a local ModelVersion whose exemplars are stored and usable.
+READY = "READY"
 TRAINING = "TRAINING"
 FAILED = "FAILED"
 
@@ -39,6 +45,8 @@ def truth_of(image):
 
 def load_samples(images, progress=None):
     """(grey pixels, truth) per reviewed image; verified-empty images teach what clutter looks like."""
+    from projects import detector
+
     images = list(images)
     samples = []
     for done, image in enumerate(images, start=1):
@@ -77,6 +85,8 @@ def train_local_model(*, project, iterations, name, held_out=None, progress=None
     if not any(image.boxes.all() for image in images):
         names = ", ".join(iteration.name for iteration in iterations)
         raise TrainingError(f"no reviewed boxes in {names}: review or import labeled images first")
+    from projects import detector
+
     project.model_versions.filter(name=name, kind=ModelVersion.Kind.LOCAL, status=FAILED).delete()
     model_version = ModelVersion.objects.create(
         project=project, name=name, kind=ModelVersion.Kind.LOCAL, status=TRAINING,
@@ -110,6 +120,8 @@ def _summary(exemplars, held_out):
 
 def evaluate(*, exemplars, iteration):
     """Matching of the detector's boxes against the iteration's reviewed truth (IoU >= 0.5)."""
+    from projects import detector
+
     images = list(reviewed_images([iteration]))
     if not images:
         raise TrainingError(f"the held-out iteration {iteration.name} has no reviewed images")
@@ -150,7 +162,7 @@ def run_training(*, run, iterations, name, held_out=None):
         model_version = train_local_model(
             project=run.project, iterations=iterations, name=name, held_out=held_out
         )
-    except (TrainingError, detector.ImageProposalError, OSError) as error:
+    except (TrainingError, ImageProposalError, OSError) as error:
         _finish(run, RunStatus.FAILED, error=str(error))
         return run
     except Exception as error:

@@ -6,13 +6,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, role_in
 from projects.forms import first_error
-from projects.models import Membership, RunStatus
+from projects.models import Membership
+from projects.proposal_views import ACTIVE
 from projects.training import TrainingError, start_local_training
 from projects.training_forms import TrainLocalModelForm
 
 PANEL_TEMPLATE = "projects/training_panel.html"
 STATUS_TEMPLATE = "projects/training_status.html"
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def panel_context(request, iteration, *, form=None, error="", is_owner=None):

@@ -109,3 +109,35 @@ def test_backend_refuses_a_model_that_is_not_ready():
     missing = make_model_version(project, "v2", kind="local", status="READY", artifact="models/none.npz")
     with pytest.raises(ModelNotReady):
         detector.LocalDetectorBackend(missing)
+
+
+def test_overlap_and_clamping_come_from_reviewer_geometry(monkeypatch):
+    from projects import evaluation
+    from projects.proposals import Detection
+    from reviewer import geometry
+
+    assert (detector.iou, detector.clamped) == (geometry.iou, geometry.clamped)
+    assert not hasattr(detector, "_clamp")
+    calls = []
+
+    def counting_iou(a, b):
+        calls.append((a, b))
+        return 0.75
+
+    monkeypatch.setattr(geometry, "iou", counting_iou)
+    scored = evaluation.match_image([("a", (0, 0, 10, 10))], [Detection("a", 90.0, (1, 1, 10, 10))])
+    assert calls == [(geometry.Rect(0, 0, 10, 10), geometry.Rect(1, 1, 10, 10))]
+    assert [item.hit for item in scored] == [True]
+    assert evaluation.iou((0, 0, 10, 10), (5, 0, 10, 10)) == 0.75
+
+
+def test_boxes_are_clamped_into_the_frame_and_rounded_to_a_tenth():
+    grey, truth = scene(3, TEST)
+    # An object cut by the right edge: its box is clamped into the 400 px wide frame.
+    grey = grey[:, :300]
+    detections = detector.detect_grey(grey, detector.learn([scene(1, TRAIN)]), min_confidence=0)
+    assert detections
+    for found in detections:
+        left, top, width, height = found.box
+        assert 0 <= left and 0 <= top and left + width <= 300 and top + height <= 300
+        assert all(round(value, 1) == value for value in found.box)

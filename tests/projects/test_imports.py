@@ -128,3 +128,130 @@ def test_s3_reimport_skips_duplicates(s3):
 def test_s3_missing_bucket_is_a_source_error(s3):
     with pytest.raises(ImportSourceError, match="cannot list s3://missing/v2/: bucket does not exist"):
         import_s3_prefix(iteration=make_iteration(), uri="s3://missing/v2/")
+
+
+def test_s3_import_works_through_the_listing_batch_by_batch(s3, monkeypatch):
+    from projects import imports
+
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    listed, listed_at_first_read, asked = [], [], []
+    real_iter, real_read, real_known = s3_module.iter_objects, s3_module.read_range, imports._Batch.known
+
+    def counting_iter(*args, **kwargs):
+        for item in real_iter(*args, **kwargs):
+            listed.append(item[0])
+            yield item
+
+    def reading(bucket, key, length, **kwargs):
+        if not listed_at_first_read:
+            listed_at_first_read.append(len(listed))
+        return real_read(bucket, key, length, **kwargs)
+
+    def known(self, sources):
+        sources = list(sources)
+        asked.append(len(sources))
+        return real_known(self, sources)
+
+    monkeypatch.setattr(s3_module, "iter_objects", counting_iter)
+    monkeypatch.setattr(s3_module, "read_range", reading)
+    monkeypatch.setattr(imports._Batch, "known", known)
+    s3.create_bucket(Bucket="photos")
+    for name in ("a.jpg", "b.jpg", "c.txt", "d.jpg", "e.jpg"):
+        put(s3, f"v2/{name}", image_bytes(100, 100) if name.endswith(".jpg") else b"x")
+    iteration = make_iteration()
+    seen = []
+
+    report = import_s3_prefix(iteration=iteration, uri="s3://photos/v2/",
+                              progress=lambda done, total: seen.append((done, total)))
+
+    assert (report.imported, report.duplicates, report.rejected) == (
+        4, 0, [("v2/c.txt", "not a .jpg, .jpeg or .png file")]
+    )
+    # The first headers were read when only the first batch had been listed, not the whole prefix.
+    assert listed_at_first_read == [2]
+    assert asked == [2, 1, 1]
+    assert seen == [(2, 2), (4, 4), (5, 5)]
+    assert list(iteration.images.order_by("position").values_list("name", "position")) == [
+        ("a.jpg", 0), ("b.jpg", 1), ("d.jpg", 2), ("e.jpg", 3),
+    ]
+
+
+def test_s3_headers_are_read_concurrently(s3, monkeypatch):
+    import threading
+
+    # Each read waits until three are in flight: reading one header after the other would time out.
+    barrier = threading.Barrier(3, timeout=10)
+    real_read = s3_module.read_range
+
+    def together(bucket, key, length, **kwargs):
+        barrier.wait()
+        return real_read(bucket, key, length, **kwargs)
+
+    monkeypatch.setattr(s3_module, "read_range", together)
+    s3.create_bucket(Bucket="photos")
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        put(s3, f"v2/{name}", image_bytes(100, 100, "PNG" if name.endswith(".png") else "JPEG"))
+    iteration = make_iteration()
+
+    report = import_s3_prefix(iteration=iteration, uri="s3://photos/v2/")
+
+    assert (report.imported, report.rejected) == (3, [])
+    assert list(iteration.images.order_by("position").values_list("name", "format")) == [
+        ("a.jpg", "JPEG"), ("b.png", "PNG"), ("c.jpg", "JPEG"),
+    ]
+
+
+def test_known_sources_are_asked_at_most_500_at_a_time():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from projects.imports import ImportReport, _Batch
+
+    iteration = make_iteration()
+    Image.objects.create(iteration=iteration, source="s3://photos/v2/1200.jpg", width=64, height=64)
+    batch = _Batch(iteration, ImportReport())
+    with CaptureQueriesContext(connection) as queries:
+        found = batch.known(f"s3://photos/v2/{number}.jpg" for number in range(1201))
+    assert found == {"s3://photos/v2/1200.jpg"}
+    # 1201 sources: three queries of 500, 500 and 201 (SQLite refuses more than 32766 variables).
+    assert [query["sql"].count("s3://photos/v2/") for query in queries] == [500, 500, 201]
+
+
+def test_rows_another_import_created_meanwhile_count_as_duplicates(s3, monkeypatch):
+    from projects import imports
+
+    real_known = imports._Batch.known
+
+    def known_then_raced(self, sources):
+        found = real_known(self, sources)
+        # Another worker importing the same prefix commits a.jpg right after this check.
+        Image.objects.get_or_create(iteration=self.iteration, source="s3://photos/v2/a.jpg",
+                                    defaults={"name": "a.jpg", "width": 100, "height": 100})
+        return found
+
+    monkeypatch.setattr(imports._Batch, "known", known_then_raced)
+    s3.create_bucket(Bucket="photos")
+    put(s3, "v2/a.jpg", image_bytes(100, 100))
+    put(s3, "v2/b.jpg", image_bytes(100, 100))
+    iteration = make_iteration()
+
+    report = import_s3_prefix(iteration=iteration, uri="s3://photos/v2/")
+
+    assert (report.imported, report.duplicates, report.rejected) == (1, 1, [])
+    assert sorted(iteration.images.values_list("source", flat=True)) == [
+        "s3://photos/v2/a.jpg", "s3://photos/v2/b.jpg",
+    ]
+
+
+def test_imported_files_are_stored_under_the_manifests_storage_prefix(tmp_path, monkeypatch):
+    from projects import manifest
+
+    monkeypatch.setattr(manifest, "storage_prefix", lambda iteration: f"elsewhere/{iteration.name}/")
+    iteration = make_iteration()
+    path = tmp_path / "x.jpg"
+    path.write_bytes(image_bytes(640, 480))
+
+    report = import_files(iteration=iteration, files=[("x.jpg", path)])
+
+    assert report.imported == 1
+    assert iteration.images.get().source == "elsewhere/v1/x.jpg"

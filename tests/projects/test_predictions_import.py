@@ -173,3 +173,28 @@ def test_existing_model_versions_are_reused(iteration):
     existing = make_model_version(iteration.project, "rk", kind=ModelVersion.Kind.REKOGNITION)
     assert imported_model_version(project=iteration.project, name="rk") == existing
     assert ModelVersion.objects.count() == 1
+
+
+def test_manifest_lines_for_an_image_of_another_size_are_reported(iteration, version):
+    # manifest_line says 200x100; a.jpg is 1000x500 in Loupe: its boxes would land 5x off.
+    wrong = manifest_line("s3://b/v2/a.jpg", [{"class_id": 0, "left": 10, "top": 20, "width": 30,
+                                               "height": 40}], [0.9])
+    right = manifest_line("s3://b/v2/b.jpg", [{"class_id": 0, "left": 10, "top": 20, "width": 30,
+                                               "height": 40}], [0.9])
+    report = import_predictions(iteration=iteration, model_version=version, lines=[wrong, right])
+    assert report.problems == [
+        (1, "image_size 200x100 differs from the image's 1000x500 in Loupe; the boxes would land in "
+            "the wrong place"),
+    ]
+    assert (report.images, report.proposals) == (1, 1)
+    assert rows(iteration, "s3://b/v2/a.jpg") == []
+    assert rows(iteration, "s3://b/v2/b.jpg") == [("aws-logo", 10.0, 20.0, 30.0, 40.0, 90.0)]
+
+
+def test_custom_labels_boxes_outside_the_image_are_reported(iteration, version):
+    line = json.dumps({"source-ref": "s3://b/v2/b.jpg", "CustomLabels": [
+        {"Name": "aws-logo", "Confidence": 90,
+         "Geometry": {"BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 1.5, "Top": 0.1}}},
+    ]})
+    report = import_predictions(iteration=iteration, model_version=version, lines=[line])
+    assert report.problems == [(1, "CustomLabels[0]: invalid box (it lies outside the 200x100 image)")]

@@ -330,3 +330,121 @@ def test_a_database_failure_fails_the_run_with_counts_matching_what_was_written(
     assert written >= 2
     assert (run.done, run.proposals) == (written, written)
     assert Proposal.objects.count() == written
+
+
+# -- which model the iteration shows ----------------------------------------------------------------
+
+def shown_model(iteration):
+    iteration.refresh_from_db(fields=["model_version"])
+    return iteration.model_version
+
+
+@pytest.fixture
+def shown(setup):
+    """The iteration already shows an earlier model's proposals."""
+    iteration, images, model = setup
+    earlier = make_model_version(iteration.project, "batch-0", kind=ModelVersion.Kind.IMPORTED)
+    iteration.model_version = earlier
+    iteration.save(update_fields=["model_version"])
+    return iteration, images, model, earlier
+
+
+def test_queuing_a_run_does_not_switch_the_iteration(shown):
+    iteration, images, model, earlier = shown
+    _run(iteration, model)
+    assert shown_model(iteration) == earlier
+
+
+@pytest.mark.parametrize("message", [
+    NOT_RUNNING_MESSAGE,
+    "access denied by Rekognition (no): allow rekognition:DetectCustomLabels",
+])
+def test_a_run_that_stops_before_storing_anything_keeps_the_earlier_model(shown, message):
+    iteration, images, model, earlier = shown
+    backend = FakeBackend(raise_for={image.name: ModelNotReady(message) for image in images})
+    run = run_proposals(run=_run(iteration, model, concurrency=1), backend=backend)
+    assert (run.status, run.error, run.done) == (RunStatus.STOPPED, message, 0)
+    assert shown_model(iteration) == earlier
+
+
+def test_a_run_that_cannot_build_its_backend_keeps_the_earlier_model(shown):
+    iteration, images, model, earlier = shown
+    local = make_model_version(iteration.project, "local-1", kind=ModelVersion.Kind.LOCAL, status="FAILED")
+    run = run_proposals(run=_run(iteration, local))
+    assert run.status == RunStatus.STOPPED
+    assert shown_model(iteration) == earlier
+
+
+def test_a_run_switches_the_iteration_with_its_first_stored_image(shown):
+    iteration, images, model, earlier = shown
+    # img-0 is stored, then the model stops serving: what was stored is what reviewers see.
+    backend = FakeBackend(default=[BOX], raise_for={
+        image.name: ModelNotReady(NOT_RUNNING_MESSAGE) for image in images[1:]
+    })
+    run = run_proposals(run=_run(iteration, model, concurrency=1), backend=backend)
+    assert (run.status, run.done, run.proposals) == (RunStatus.STOPPED, 1, 1)
+    assert shown_model(iteration) == model
+
+
+def test_a_run_whose_every_image_failed_keeps_the_earlier_model(shown):
+    iteration, images, model, earlier = shown
+    backend = FakeBackend(raise_for={
+        image.name: ImageProposalError("InvalidImageFormatException", "bad") for image in images
+    })
+    run = run_proposals(run=_run(iteration, model), backend=backend)
+    assert (run.status, run.done, run.failed) == (RunStatus.SUCCEEDED, 0, 5)
+    assert shown_model(iteration) == earlier
+
+
+def test_a_successful_run_with_nothing_left_to_do_shows_its_model(shown):
+    iteration, images, model, earlier = shown
+    run_proposals(run=_run(iteration, model), backend=FakeBackend(default=[BOX]))
+    iteration.model_version = earlier
+    iteration.save(update_fields=["model_version"])
+    backend = FakeBackend(default=[BOX])
+    run = run_proposals(run=_run(iteration, model), backend=backend)
+    assert (backend.calls, run.status, run.done) == ([], RunStatus.SUCCEEDED, 5)
+    assert shown_model(iteration) == model
+
+
+def test_the_callers_iteration_sees_the_switch(setup):
+    iteration, images, model = setup
+    run = _run(iteration, model)
+    assert iteration.model_version is None
+    run_proposals(run=run, backend=FakeBackend(default=[BOX]))
+    assert iteration.model_version == model
+
+
+# -- counting ---------------------------------------------------------------------------------------
+
+def test_a_run_counts_its_images_once_when_it_starts(setup):
+    from projects.proposal_views import run_context
+
+    iteration, images, model = setup
+    run = _run(iteration, model)
+    run.refresh_from_db()
+    assert (run.status, run.total) == (RunStatus.QUEUED, 0)
+    # Queued, not counted yet: shown at 0%, not as done.
+    assert run_context(run)["percent"] == 0
+    make_image(iteration, source="s3://b/v2/img-late.jpg", position=9)
+    run = run_proposals(run=run, backend=FakeBackend(default=[BOX]))
+    assert (run.total, run.done) == (6, 6)
+    assert run_context(run)["percent"] == 100
+
+
+def test_shared_constants_have_one_definition():
+    from projects import (
+        manifest,
+        manifest_checks,
+        predictions,
+        proposal_views,
+        proposals,
+        training,
+        training_views,
+    )
+
+    assert proposals.DEFAULT_THRESHOLD is manifest.DEFAULT_THRESHOLD
+    assert training.DEFAULT_THRESHOLD is manifest.DEFAULT_THRESHOLD
+    assert predictions.DETECTION_TYPE is manifest_checks.DETECTION_TYPE
+    assert not hasattr(predictions, "OBJECT_DETECTION")
+    assert training_views.ACTIVE is proposal_views.ACTIVE

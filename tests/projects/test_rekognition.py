@@ -98,6 +98,43 @@ def test_boxes_are_clamped_into_the_frame_and_outside_boxes_dropped():
     ]
 
 
+def test_custom_labels_are_validated_the_same_for_live_and_imported_predictions():
+    from projects import predictions
+
+    # One parser serves both: DetectCustomLabels answers and imported prediction lines.
+    assert predictions.detections_from_custom_labels is detections_from_custom_labels
+    assert not hasattr(predictions, "_from_custom_labels")
+    cases = [
+        ([labelled("a", 150.0)], "CustomLabels[0]: Confidence must be a number 0..100"),
+        ([labelled("a", 50.0), {"Confidence": 50.0}], "CustomLabels[1] has no Name"),
+        ([labelled("a", 50.0, (0.1, 0.1, 0.0, 0.2))],
+         "CustomLabels[0]: invalid box (Width and Height must be > 0)"),
+        ([{"Name": "a", "Confidence": 50.0, "Geometry": {"BoundingBox": {"Left": 0.1}}}],
+         "CustomLabels[0]: invalid box (BoundingBox needs numbers Left, Top, Width, Height)"),
+        ({"Name": "a"}, "CustomLabels is not a list"),
+    ]
+    for custom_labels, message in cases:
+        with pytest.raises(ValueError) as error:
+            detections_from_custom_labels(custom_labels, width=100, height=100)
+        assert str(error.value) == message
+    outside = [labelled("c", 70.0, (1.2, 0.1, 0.1, 0.1))]
+    assert detections_from_custom_labels(outside, width=1000, height=500) == []
+    with pytest.raises(ValueError) as error:
+        detections_from_custom_labels(outside, width=1000, height=500, drop_outside=False)
+    assert str(error.value) == "CustomLabels[0]: invalid box (it lies outside the 1000x500 image)"
+
+
+def test_a_malformed_answer_fails_the_image(stubbed, model, image):
+    client, stubber = stubbed
+    stubber.add_response("detect_custom_labels", {"CustomLabels": [labelled("aws-logo", 101.0)]},
+                         expected_request())
+    with pytest.raises(ImageProposalError) as error:
+        backend(model, client).detect(image)
+    assert (error.value.code, error.value.message) == (
+        "InvalidResponse", "Rekognition answered CustomLabels[0]: Confidence must be a number 0..100"
+    )
+
+
 def test_labels_without_geometry_are_image_level(stubbed, model, image):
     client, stubber = stubbed
     stubber.add_response(

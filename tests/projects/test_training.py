@@ -236,3 +236,26 @@ def test_best_threshold_drops_confident_enough_mistakes():
 def test_iou():
     assert evaluation.iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     assert evaluation.iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+
+
+# -- the web process stays light ----------------------------------------------------------------------
+
+def test_serving_pages_does_not_load_opencv():
+    """Every web process imports the URLconf (and with it the training views and panels); the
+    detector's OpenCV is for the workers that train or propose."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, django; django.setup(); import config.urls; "
+        "import projects.templatetags.training_panels, projects.templatetags.proposal_panels; "
+        "print('cv2' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
