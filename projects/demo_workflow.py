@@ -13,11 +13,11 @@ from django.db.models import Q
 
 from projects import demodata
 from projects.imports import import_folder
-from projects.manifest import write_manifest
+from projects.manifest import DEFAULT_THRESHOLD, write_manifest
 from projects.manifest_checks import validate_lines
 from projects.manifest_import import import_manifest
 from projects.models import Image, Iteration, ModelVersion, Project, ProposalOutcome, RunStatus
-from projects.proposals import DEFAULT_THRESHOLD, create_proposal_run, run_proposals
+from projects.proposals import create_proposal_run, run_proposals
 from projects.provisioning import create_iteration, create_project
 from projects.training import READY, train_local_model
 from reviewer import geometry
