@@ -185,15 +185,11 @@ class _Importer:
         if _reviewed_by_person(image):
             self.warn(number, f"{image.source} was already reviewed in Loupe: kept that review")
             return
-        boxes = []
-        for index, (name, *geometry, _confidence) in enumerate(attribute.boxes):
-            frame = _inside(geometry, image.width, image.height)
-            if frame is None:
-                self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
-                continue
-            left, top, width, height = frame
-            boxes.append(Box(image=image, label=self.labels[name], left=left, top=top, width=width,
-                             height=height, origin=Box.Origin.IMPORTED, created_at=attribute.created))
+        boxes = [
+            Box(image=image, label=label, left=left, top=top, width=width, height=height,
+                origin=Box.Origin.IMPORTED, created_at=attribute.created)
+            for label, (left, top, width, height), _confidence in self._framed(number, image, attribute)
+        ]
         if _same_truth(image, boxes, attribute.created):
             self.report.boxes += len(boxes)
             return
@@ -216,19 +212,22 @@ class _Importer:
         image.status, image.no_objects = Image.Status.REVIEWED, not boxes
         image.reviewed_at, image.reviewed_by = attribute.created, None
 
-    def _store_proposals(self, number, image, attribute):
-        model_version = self._model_version(attribute.name)
-        proposals = []
+    def _framed(self, number, image, attribute):
+        """(label, box clipped to the frame, confidence 0..1) for each box that is in the image."""
         for index, (name, *geometry, confidence) in enumerate(attribute.boxes):
             frame = _inside(geometry, image.width, image.height)
             if frame is None:
                 self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
                 continue
-            left, top, width, height = frame
-            proposals.append(Proposal(
-                image=image, model_version=model_version, label=self.labels[name], left=left, top=top,
-                width=width, height=height, confidence=min(max(confidence * 100, 0), 100),
-            ))
+            yield self.labels[name], frame, confidence
+
+    def _store_proposals(self, number, image, attribute):
+        model_version = self._model_version(attribute.name)
+        proposals = [
+            Proposal(image=image, model_version=model_version, label=label, left=left, top=top,
+                     width=width, height=height, confidence=min(max(confidence * 100, 0), 100))
+            for label, (left, top, width, height), confidence in self._framed(number, image, attribute)
+        ]
         Proposal.objects.filter(image=image, model_version=model_version).delete()
         Proposal.objects.bulk_create(proposals)
         self.report.proposals += len(proposals)
