@@ -15,11 +15,12 @@ from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from projects import s3
-from projects.models import Image
+from projects.models import Image, RunStatus
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 RECOGNITION_FORMATS = {"JPEG", "PNG"}
@@ -320,3 +321,21 @@ def import_source(*, iteration, source, progress=None):
     if source.startswith("s3://"):
         return import_s3_prefix(iteration=iteration, uri=source, progress=progress)
     return import_folder(iteration=iteration, folder=source, progress=progress)
+
+
+def run_import(*, run):
+    """Carry out an ImportRun (an import started from the browser) and record how it went."""
+    run.status, run.started_at = RunStatus.RUNNING, timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    try:
+        report = import_source(iteration=run.iteration, source=run.source)
+    except (ImportSourceError, s3.S3Error) as error:
+        run.status, run.error = RunStatus.FAILED, str(error)
+    else:
+        run.status = RunStatus.SUCCEEDED
+        run.imported, run.duplicates = report.imported, report.duplicates
+        run.rejected_count = len(report.rejected)
+        run.rejected = [list(item) for item in report.rejected[: run.REJECTED_KEPT]]
+    run.finished_at = timezone.now()
+    run.save()
+    return run

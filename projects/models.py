@@ -303,6 +303,10 @@ class RunStatus(models.TextChoices):
     STOPPED = "stopped", "Stopped early"
 
 
+# A run in one of these states is still under way: pages poll it, new runs wait for it.
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
 class BackgroundRun(models.Model):
     """What every record of long work has: its state, its error, its task and its timing."""
 
@@ -336,6 +340,23 @@ class ProposalRun(BackgroundRun):
 
     def __str__(self):
         return f"{self.model_version.name} on {self.iteration} ({self.status})"
+
+
+class ImportRun(BackgroundRun):
+    """An image import started from the browser: what it took, what it refused and why."""
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="import_runs")
+    source = models.CharField(max_length=1024)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    # [[file, reason], ...]: the first REJECTED_KEPT, enough to act on without bloating the row.
+    rejected = models.JSONField(default=list, blank=True)
+
+    REJECTED_KEPT = 200
+
+    def __str__(self):
+        return f"import of {self.source} into {self.iteration_id} ({self.status})"
 
 
 class ProposalOutcome(models.Model):

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from projects import rekognition
 from projects.access import get_iteration_for_user, get_project_for_user, role_in
 from projects.forms import first_error
-from projects.models import Membership, ModelVersion, RunStatus
+from projects.models import ACTIVE_RUN_STATUSES, Membership, ModelVersion
 from projects.proposal_forms import StartProposalRunForm
 from projects.proposals import ProposalRunError, start_proposal_run
 
@@ -16,7 +16,6 @@ PANEL_TEMPLATE = "projects/proposal_panel.html"
 PROGRESS_TEMPLATE = "projects/proposal_progress.html"
 MODEL_CONTROLS_TEMPLATE = "projects/_model_controls.html"
 SHOWN_FAILURES = 10
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def panel_context(request, iteration, *, form=None, error="", is_owner=None):
@@ -44,7 +43,7 @@ def run_context(run):
     processed = run.done + run.failed
     failures = run.outcomes.filter(ok=False).select_related("image").order_by("image__position", "id")
     end = run.finished_at or timezone.now()
-    active = run.status in ACTIVE
+    active = run.status in ACTIVE_RUN_STATUSES
     return {
         "run": run,
         "active": active,

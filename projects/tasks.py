@@ -5,21 +5,17 @@ import logging
 from django_tasks import task
 
 from projects import imports, proposals
-from projects.models import Iteration, ProposalRun
+from projects.models import ImportRun, Iteration, ProposalRun
 
 logger = logging.getLogger("loupe.tasks")
 
 
 @task()
-def import_images(*, iteration_id, source):
-    iteration = Iteration.objects.select_related("project").get(pk=iteration_id)
-    report = imports.import_source(iteration=iteration, source=source)
-    logger.info("import of %s into %s: %s", source, iteration, report.summary())
-    return {
-        "imported": report.imported,
-        "duplicates": report.duplicates,
-        "rejected": [list(item) for item in report.rejected[:1000]],
-    }
+def import_images(*, run_id):
+    run = ImportRun.objects.select_related("iteration__project").get(pk=run_id)
+    run = imports.run_import(run=run)
+    logger.info("import of %s into %s: %s", run.source, run.iteration, run.status)
+    return {"status": run.status, "imported": run.imported, "error": run.error}
 
 
 @task()

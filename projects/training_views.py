@@ -6,8 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, role_in
 from projects.forms import first_error
-from projects.models import Membership
-from projects.proposal_views import ACTIVE
+from projects.models import ACTIVE_RUN_STATUSES, Membership
 from projects.training import TrainingError, start_local_training
 from projects.training_forms import TrainLocalModelForm
 
@@ -30,7 +29,7 @@ def panel_context(request, iteration, *, form=None, error="", is_owner=None):
 
 
 def status_context(run):
-    return {"run": run, "active": bool(run and run.status in ACTIVE)}
+    return {"run": run, "active": bool(run and run.status in ACTIVE_RUN_STATUSES)}
 
 
 @require_POST

@@ -13,6 +13,7 @@ urlpatterns = [
     path("p/<slug:slug>/i/<str:name>/", views.iteration_detail, name="iteration"),
     path("p/<slug:slug>/i/<str:name>/upload", views.iteration_upload, name="iteration-upload"),
     path("p/<slug:slug>/i/<str:name>/import-s3", views.iteration_import_s3, name="iteration-import-s3"),
+    path("p/<slug:slug>/i/<str:name>/imports", views.iteration_import_runs, name="iteration-import-runs"),
     path("p/<slug:slug>/i/<str:name>/manifest/check", manifest_views.manifest_check, name="manifest-check"),
     path("p/<slug:slug>/i/<str:name>/manifest/download", manifest_views.manifest_download,
          name="manifest-download"),

@@ -16,7 +16,7 @@ from projects.access import (
     role_in,
 )
 from projects.forms import ProjectSettingsForm, S3ImportForm, UploadImagesForm
-from projects.models import Image, Membership, Project
+from projects.models import ACTIVE_RUN_STATUSES, Image, ImportRun, Membership, Project
 from projects.provisioning import ProjectSetupError, create_iteration
 
 
@@ -77,13 +77,15 @@ def iteration_detail(request, slug, name):
         reviewed=Count("id", filter=Q(status=Image.Status.REVIEWED)),
         empty=Count("id", filter=Q(no_objects=True)),
     )
+    is_owner = role_in(request.user, iteration.project) == Membership.Role.OWNER
     context = {
         "project": iteration.project,
         "iteration": iteration,
         "counts": counts,
-        "is_owner": role_in(request.user, iteration.project) == Membership.Role.OWNER,
+        "is_owner": is_owner,
         "upload_form": UploadImagesForm(),
         "s3_form": S3ImportForm(project=iteration.project),
+        **(_import_runs_context(iteration) if is_owner else {}),
     }
     return render(request, "projects/iteration_detail.html", context)
 
@@ -107,13 +109,28 @@ def iteration_import_s3(request, slug, name):
     form = S3ImportForm(request.POST, project=iteration.project)
     if not form.is_valid():
         messages.error(request, form.errors["source"][0])
-    else:
-        tasks.import_images.enqueue(iteration_id=iteration.pk, source=form.cleaned_data["source"])
-        messages.info(
-            request,
-            f"Importing {form.cleaned_data['source']} in the background; refresh to see the images.",
-        )
+        return redirect("projects:iteration", slug=slug, name=name)
+    run = ImportRun.objects.create(
+        iteration=iteration, source=form.cleaned_data["source"], created_by=request.user
+    )
+    result = tasks.import_images.enqueue(run_id=run.pk)
+    ImportRun.objects.filter(pk=run.pk).update(task_id=str(result.id))
+    messages.info(request, f"Importing {run.source} in the background: its progress is shown below.")
     return redirect("projects:iteration", slug=slug, name=name)
+
+
+@require_GET
+def iteration_import_runs(request, slug, name):
+    """The recent imports of an iteration, polled by the page while one is under way."""
+    iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    return render(request, "projects/_import_runs.html", _import_runs_context(iteration))
+
+
+def _import_runs_context(iteration):
+    runs = list(iteration.import_runs.order_by("-created_at", "-id")[:3])
+    active = any(run.status in ACTIVE_RUN_STATUSES for run in runs)
+    return {"project": iteration.project, "iteration": iteration, "import_runs": runs,
+            "imports_active": active}
 
 
 def _report_messages(request, report):

@@ -436,15 +436,19 @@ def test_shared_constants_have_one_definition():
     from projects import (
         manifest,
         manifest_checks,
+        models,
         predictions,
         proposal_views,
         proposals,
         training,
         training_views,
+        views,
     )
 
     assert proposals.DEFAULT_THRESHOLD is manifest.DEFAULT_THRESHOLD
     assert training.DEFAULT_THRESHOLD is manifest.DEFAULT_THRESHOLD
     assert predictions.DETECTION_TYPE is manifest_checks.DETECTION_TYPE
     assert not hasattr(predictions, "OBJECT_DETECTION")
-    assert training_views.ACTIVE is proposal_views.ACTIVE
+    assert training_views.ACTIVE_RUN_STATUSES is models.ACTIVE_RUN_STATUSES
+    assert proposal_views.ACTIVE_RUN_STATUSES is models.ACTIVE_RUN_STATUSES
+    assert views.ACTIVE_RUN_STATUSES is models.ACTIVE_RUN_STATUSES

@@ -56,8 +56,9 @@ def test_reviewer_of_a_gets_404_for_everything_of_b(client, reviewer):
         reverse("projects:settings", args=["b"]),
         reverse("projects:iteration", args=["b", "v1"]),
         reverse("projects:image-file", args=[image.pk]),
+        reverse("projects:iteration-import-runs", args=["b", "v1"]),
     ]
-    assert [client.get(url).status_code for url in urls] == [404, 404, 404, 404]
+    assert [client.get(url).status_code for url in urls] == [404, 404, 404, 404, 404]
     response = client.post(reverse("projects:iteration-create", args=["b"]), {"name": "v2"})
     assert response.status_code == 404
 
@@ -108,8 +109,42 @@ def test_s3_import_form_runs_the_import_task(client, owner, s3):
     assert [str(m) for m in bad.context["messages"]] == [
         "Enter an S3 address like s3://bucket/prefix/."
     ]
-    client.post(url, {"source": "s3://photos/v1/"})
+    s3.put_object(Bucket="photos", Key="v1/notes.txt", Body=b"x")
+    page = client.post(url, {"source": "s3://photos/v1/"}, follow=True)
     assert list(iteration.images.values_list("source", flat=True)) == ["s3://photos/v1/a.jpg"]
+    run = iteration.import_runs.get()
+    assert (run.status, run.imported, run.duplicates, run.rejected_count, run.rejected, run.error) == (
+        "succeeded", 1, 0, 1, [["v1/notes.txt", "not a .jpg, .jpeg or .png file"]], "")
+    assert run.task_id != ""
+    assert b"<strong>s3://photos/v1/</strong>: Succeeded: 1 imported, 0 skipped as duplicates, " \
+           b"1 rejected" in page.content
+    assert b"<li><code>v1/notes.txt</code>: not a .jpg, .jpeg or .png file</li>" in page.content
+
+
+def test_a_failed_s3_import_says_why_on_the_iteration_page(client, owner, s3):
+    make_iteration(make_project("logos", owner=owner, image_bucket="gone"), "v1")
+    client.force_login(owner)
+    page = client.post(reverse("projects:iteration-import-s3", args=["logos", "v1"]),
+                       {"source": "s3://gone/v1/"}, follow=True)
+    assert b'<p class="error">cannot list s3://gone/v1/: bucket does not exist' in page.content
+
+
+def test_import_runs_partial_polls_only_while_an_import_is_under_way(client, owner, reviewer):
+    from projects.models import ImportRun
+
+    iteration = make_iteration(make_project("logos", owner=owner, reviewer=reviewer), "v1")
+    ImportRun.objects.create(iteration=iteration, source="s3://photos/v1/")
+    url = reverse("projects:iteration-import-runs", args=["logos", "v1"])
+    client.force_login(owner)
+    queued = client.get(url).content.decode()
+    assert f'hx-get="{url}" hx-trigger="every 2s"' in queued
+    assert "<strong>s3://photos/v1/</strong>: Queued</p>" in queued
+    ImportRun.objects.update(status="failed", error="access denied by S3")
+    finished = client.get(url).content.decode()
+    assert "hx-trigger" not in finished
+    assert '<p class="error">access denied by S3</p>' in finished
+    client.force_login(reviewer)
+    assert client.get(url).status_code == 403
 
 
 @pytest.mark.parametrize("image_bucket, message", [
