@@ -1,13 +1,18 @@
 from django.contrib import admin
 
 from projects.models import (
+    Export,
     Image,
+    ImportRun,
     Iteration,
     LabelClass,
     Membership,
     ModelVersion,
     Project,
     Proposal,
+    ProposalOutcome,
+    ProposalRun,
+    TrainingRun,
 )
 
 
@@ -115,3 +120,62 @@ class ProposalAdmin(OwnedProjectsAdmin):
     list_select_related = ["image", "label", "model_version"]
     raw_id_fields = ["image", "label", "model_version"]
     show_full_result_count = False
+
+
+class RunAdmin(OwnedProjectsAdmin):
+    """Records of long work: for looking into what happened, not for editing."""
+
+    project_path = "iteration__project"
+    list_filter = ["status", ("iteration__project", admin.RelatedOnlyFieldListFilter)]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProposalRun)
+class ProposalRunAdmin(RunAdmin):
+    list_display = ["id", "iteration", "model_version", "status", "done", "failed", "proposals",
+                    "created_at", "finished_at"]
+    list_select_related = ["iteration__project", "model_version"]
+    search_fields = ["model_version__name", "error"]
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(RunAdmin):
+    list_display = ["id", "iteration", "source", "status", "imported", "duplicates", "rejected_count",
+                    "created_at"]
+    list_select_related = ["iteration__project"]
+    search_fields = ["source", "error"]
+
+
+@admin.register(Export)
+class ExportAdmin(RunAdmin):
+    list_display = ["id", "iteration", "kind", "status", "lines", "uri", "created_by", "created_at"]
+    list_filter = ["kind", "status", ("iteration__project", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["iteration__project", "created_by"]
+    search_fields = ["uri", "error"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(RunAdmin):
+    project_path = "project"
+    list_display = ["id", "project", "iteration", "kind", "model_version", "status", "created_at"]
+    list_filter = ["kind", "status", ("project", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["project", "iteration", "model_version"]
+    search_fields = ["message", "error"]
+
+
+@admin.register(ProposalOutcome)
+class ProposalOutcomeAdmin(RunAdmin):
+    project_path = "image__iteration__project"
+    list_display = ["image", "model_version", "ok", "error_code", "proposals", "created_at"]
+    list_filter = ["ok", "error_code", ("model_version", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["image", "model_version"]
+    search_fields = ["image__name", "error"]
+    raw_id_fields = ["image", "model_version", "run"]
+    date_hierarchy = None

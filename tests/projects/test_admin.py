@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 CHANGELISTS = [
     "projects_project", "projects_labelclass", "projects_membership", "projects_iteration",
     "projects_image", "projects_modelversion", "projects_proposal", "reviewer_box",
-    "reviewer_review",
+    "reviewer_review", "projects_proposalrun", "projects_importrun", "projects_export",
+    "projects_trainingrun", "projects_proposaloutcome",
 ]
 
 
