@@ -66,10 +66,14 @@ def check_request(*, project, iterations, name, held_out=None):
         raise TrainingError(f"the held-out iteration {held_out.name} cannot also be trained on")
     if not name or len(name) > 255:
         raise TrainingError("the model needs a name of 1 to 255 characters (e.g. v2)")
+    if name_taken(project=project, name=name):
+        raise TrainingError(f"project {project.slug!r} already has a model version named {name!r}")
+
+
+def name_taken(*, project, name):
     # A failed attempt leaves its row to show why; it does not take the name.
     taken = project.model_versions.filter(name=name).exclude(kind=ModelVersion.Kind.LOCAL, status=FAILED)
-    if taken.exists():
-        raise TrainingError(f"project {project.slug!r} already has a model version named {name!r}")
+    return taken.exists()
 
 
 def train_local_model(*, project, iterations, name, held_out=None, progress=None):

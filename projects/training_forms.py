@@ -1,6 +1,7 @@
 from django import forms
 
 from projects.models import Iteration
+from projects.training import name_taken
 
 
 class IterationChoiceField(forms.ModelChoiceField):
@@ -37,7 +38,7 @@ class TrainLocalModelForm(forms.Form):
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
-        if self.iteration.project.model_versions.filter(name=name).exists():
+        if name_taken(project=self.iteration.project, name=name):
             raise forms.ValidationError(f"A model version named {name!r} already exists.")
         return name
 

@@ -203,6 +203,18 @@ def test_invalid_training_requests_say_why(client, owner, project):
     assert not TrainingRun.objects.exists()
 
 
+def test_the_form_lets_a_failed_attempts_name_be_used_again_like_the_command(project):
+    from projects.models import ModelVersion
+
+    (v1,) = iterations(project, "v1")
+    ModelVersion.objects.create(project=project, name="v2", kind="local", status="FAILED")
+    form = TrainLocalModelForm({"name": "v2"}, iteration=v1)
+    assert form.is_valid(), form.errors
+    ModelVersion.objects.create(project=project, name="v3", kind="local", status="READY")
+    assert TrainLocalModelForm({"name": "v3"}, iteration=v1).errors["name"] == [
+        "A model version named 'v3' already exists."]
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 def test_matching_counts_duplicates_and_wrong_labels_as_false_positives():
