@@ -22,8 +22,10 @@ from PIL import UnidentifiedImageError
 from projects import s3
 from projects.models import Image, RunStatus
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
-RECOGNITION_FORMATS = {"JPEG", "PNG"}
+# The files Rekognition Custom Labels reads, by suffix.
+FORMAT_BY_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+IMAGE_EXTENSIONS = set(FORMAT_BY_SUFFIX)
+RECOGNITION_FORMATS = set(FORMAT_BY_SUFFIX.values())
 MIN_SIDE = 64
 MAX_SIDE = 4096
 MAX_BYTES = 15 * 1024 * 1024

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
+from projects.imports import IMAGE_EXTENSIONS, MAX_SIDE, MIN_SIDE, RECOGNITION_FORMATS
 from projects.imports import MAX_BYTES as MAX_IMAGE_BYTES
-from projects.imports import MAX_SIDE, MIN_SIDE
 
 DETECTION_TYPE = "groundtruth/object-detection"
 IGNORED_TYPES = {"groundtruth/image-classification", "groundtruth/label-verification"}
@@ -31,7 +31,6 @@ MAX_ASPECT = 20
 SCALED_SIDE = 1280
 MAX_INVALID_FRACTION = 0.2
 MIN_TEST_COVERAGE = 0.5
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 EXAMPLES = 10
 CREATION_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
 
@@ -244,9 +243,9 @@ class ManifestValidator:
             bucket = source[5:].partition("/")[0]
             self._report.buckets[bucket] = self._report.buckets.get(bucket, 0) + 1
         fmt = image_format.upper() if image_format else ""
-        if fmt and fmt not in {"JPEG", "PNG"}:
+        if fmt and fmt not in RECOGNITION_FORMATS:
             self._flag("image-format", f"{where}: {fmt}")
-        elif not fmt and PurePosixPath(source).suffix.lower() not in IMAGE_SUFFIXES:
+        elif not fmt and PurePosixPath(source).suffix.lower() not in IMAGE_EXTENSIONS:
             self._flag("image-format", f"{where}: not a .jpg, .jpeg or .png file")
         if file_size > MAX_IMAGE_BYTES:
             self._flag("image-too-large", f"{where}: {file_size / 1024 / 1024:.1f} MB")

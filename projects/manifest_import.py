@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from projects.imports import FORMAT_BY_SUFFIX
 from projects.manifest import source_resolver, storage_prefix
 from projects.manifest_checks import (
     IGNORED_TYPES,
@@ -30,8 +31,6 @@ from projects.provisioning import ProjectSetupError, add_labels
 from reviewer.geometry import Rect, clip_to_frame
 from reviewer.models import Box
 from reviewer.queue import lease_is_free
-
-FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
 
 @dataclass
@@ -175,7 +174,7 @@ class _Importer:
         image = Image.objects.create(
             iteration=self.iteration, source=source, name=os.path.basename(source)[:255] or source[:255],
             width=width, height=height, depth=depth, position=self.position,
-            format=FORMATS.get(os.path.splitext(source)[1].lower(), ""),
+            format=FORMAT_BY_SUFFIX.get(os.path.splitext(source)[1].lower(), ""),
         )
         self.position += 1
         self.report.images_created += 1
