@@ -32,6 +32,7 @@ serve: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	SECRET_KEY=lint DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
 
 test: lint

@@ -26,7 +26,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from projects import demodata, detector, evaluation  # noqa: E402
+from projects.demo import data as demodata  # noqa: E402
+from projects.local_model import detector, evaluation  # noqa: E402
 
 
 def load(seed, set_name):

@@ -61,7 +61,7 @@ def grow(iteration, labels, start, stop):
 
 
 def export_once(iteration, *, trace):
-    from projects.manifest import write_manifest
+    from projects.manifests.export import write_manifest
 
     with tempfile.NamedTemporaryFile("w", suffix=".manifest", encoding="utf-8") as out:
         if trace:

@@ -40,7 +40,7 @@ def parse_args():
 
 
 def make_fake_backend(latency):
-    from projects.proposals import Detection
+    from projects.detections import Detection
 
     class FakeBackend:
         """Two boxes per image, after `latency` seconds (0: instant)."""
@@ -73,7 +73,7 @@ def make_iteration(project, name, count):
 
 def time_case(project, iteration, concurrency, latency, repeat):
     from projects.models import ModelVersion, RunStatus
-    from projects.proposals import create_proposal_run, run_proposals
+    from projects.proposals.runs import create_proposal_run, run_proposals
 
     seconds = []
     for attempt in range(repeat):

@@ -116,7 +116,7 @@ def insert(connection, table, columns, rows):
 def review_boxes(image, labels, round_number):
     """What a reviewer sends back, cycling through the everyday cases."""
     from projects.models import Proposal
-    from reviewer.review import BoxInput
+    from reviewer.editor.reviews import BoxInput
 
     proposals = list(Proposal.objects.filter(image=image, model_version=image.iteration.model_version_id)
                      .order_by("-confidence", "id"))
@@ -141,8 +141,8 @@ class ServiceReviewer:
         self.claims, self.submits = [], []
 
     def review(self, round_number, *, timed=True):
+        from reviewer.editor.reviews import submit_review
         from reviewer.queue import claim_next
-        from reviewer.review import submit_review
 
         start = time.perf_counter()
         image = claim_next(iteration=self.iteration, user=self.user)
@@ -193,10 +193,10 @@ def run(iteration, labels, users, rounds, views):
         reviewers.append(BrowserReviewer(iteration, labels, users[3]))
     for n in range(WARMUP):
         for reviewer in reviewers:
-            reviewer.review(n, timed=False)
+            reviewer.editor.reviews(n, timed=False)
     for n in range(rounds):
         for reviewer in reviewers:
-            reviewer.review(n)
+            reviewer.editor.reviews(n)
     return reviewers
 
 

@@ -33,6 +33,10 @@ LABEL_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"
                 "#bfef45", "#fabed4", "#469990"]
 
 
+# A label's threshold (0..100) when its model version has none of its own.
+DEFAULT_THRESHOLD = 50.0
+
+
 def random_key():
     return random.randint(0, 2**31 - 1)
 
@@ -154,6 +158,12 @@ class Iteration(models.Model):
         return f"{self.project.slug}/{self.name}"
 
 
+def lease_is_free(now):
+    """The one rule for an image nobody holds at `now`: no holder, or the lease has run out.
+    Image.lease_is_free_at() says the same of a loaded row."""
+    return Q(leased_by__isnull=True) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+
+
 class ImageQuerySet(models.QuerySet):
     def awaiting_review(self):
         return self.filter(status=Image.Status.PENDING)
@@ -220,6 +230,9 @@ class Image(models.Model):
     def in_s3(self):
         return self.source.startswith("s3://")
 
+    def lease_is_free_at(self, now):
+        return self.leased_by_id is None or self.lease_expires_at is None or self.lease_expires_at <= now
+
 
 class ModelVersion(models.Model):
     class Kind(models.TextChoices):
@@ -227,12 +240,31 @@ class ModelVersion(models.Model):
         LOCAL = "local", "Loupe offline detector"
         IMPORTED = "imported", "Imported predictions"
 
+    class Status(models.TextChoices):
+        # Local and imported models.
+        READY = "READY", "Ready"
+        TRAINING = "TRAINING", "Training"
+        FAILED = "FAILED", "Failed"
+        # Rekognition's ProjectVersion statuses, as DescribeProjectVersions names them.
+        TRAINING_IN_PROGRESS = "TRAINING_IN_PROGRESS", "Training in progress"
+        TRAINING_COMPLETED = "TRAINING_COMPLETED", "Training completed"
+        TRAINING_FAILED = "TRAINING_FAILED", "Training failed"
+        STARTING = "STARTING", "Starting"
+        RUNNING = "RUNNING", "Running"
+        STOPPING = "STOPPING", "Stopping"
+        STOPPED = "STOPPED", "Stopped"
+        DELETING = "DELETING", "Deleting"
+        COPYING_IN_PROGRESS = "COPYING_IN_PROGRESS", "Copying in progress"
+        COPYING_COMPLETED = "COPYING_COMPLETED", "Copying completed"
+        COPYING_FAILED = "COPYING_FAILED", "Copying failed"
+        DEPRECATED = "DEPRECATED", "Deprecated"
+        EXPIRED = "EXPIRED", "Expired"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     arn = models.CharField(max_length=2048, blank=True)
-    # Rekognition's status names (TRAINING_COMPLETED, RUNNING, ...) or READY/FAILED for local models.
-    status = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=40, choices=Status.choices, blank=True)
     status_message = models.TextField(blank=True)
     # Local detector: the stored exemplar file in Loupe's storage.
     artifact = models.CharField(max_length=1024, blank=True)
@@ -385,7 +417,7 @@ class ProposalOutcome(models.Model):
         return f"{self.model_version_id} on {self.image_id}: {'ok' if self.ok else self.error_code}"
 
 
-class Export(models.Model):
+class Export(BackgroundRun):
     """A manifest export: a download or a publish to S3, with its validation report."""
 
     class Kind(models.TextChoices):
@@ -395,20 +427,10 @@ class Export(models.Model):
 
     iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="exports")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     options = models.JSONField(default=dict, blank=True)
     lines = models.PositiveIntegerField(default=0)
     uri = models.CharField(max_length=2048, blank=True)
     report = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self):
         return f"{self.kind} export of {self.iteration_id} ({self.status})"

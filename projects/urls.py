@@ -1,19 +1,24 @@
 from django.urls import path
 
-from projects import manifest_views, proposal_views, training_views, views
+from projects import views
+from projects.images import views as image_views
+from projects.local_model import views as training_views
+from projects.manifests import views as manifest_views
+from projects.proposals import views as proposal_views
 
 app_name = "projects"
 
 urlpatterns = [
     path("", views.project_list, name="list"),
-    path("images/<int:image_id>/file", views.image_file, name="image-file"),
+    path("images/<int:image_id>/file", image_views.image_file, name="image-file"),
     path("p/<slug:slug>/", views.project_detail, name="detail"),
     path("p/<slug:slug>/settings/", views.project_settings, name="settings"),
     path("p/<slug:slug>/iterations/new", views.iteration_create, name="iteration-create"),
     path("p/<slug:slug>/i/<str:name>/", views.iteration_detail, name="iteration"),
-    path("p/<slug:slug>/i/<str:name>/upload", views.iteration_upload, name="iteration-upload"),
-    path("p/<slug:slug>/i/<str:name>/import-s3", views.iteration_import_s3, name="iteration-import-s3"),
-    path("p/<slug:slug>/i/<str:name>/imports", views.iteration_import_runs, name="iteration-import-runs"),
+    path("p/<slug:slug>/i/<str:name>/upload", image_views.iteration_upload, name="iteration-upload"),
+    path("p/<slug:slug>/i/<str:name>/import-s3", image_views.iteration_import_s3, name="iteration-import-s3"),
+    path("p/<slug:slug>/i/<str:name>/imports", image_views.iteration_import_runs,
+         name="iteration-import-runs"),
     path("p/<slug:slug>/i/<str:name>/manifest/check", manifest_views.manifest_check, name="manifest-check"),
     path("p/<slug:slug>/i/<str:name>/manifest/download", manifest_views.manifest_download,
          name="manifest-download"),

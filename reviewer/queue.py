@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from projects.models import Image, Project
+from projects.models import Image, Project, lease_is_free
 
 ORDERINGS = {
     Project.ReviewOrder.HARDEST: ("-uncertainty", "id"),
@@ -38,16 +38,12 @@ def lease_expiry(now):
     return now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
 
 
-def lease_is_free(now):
-    return Q(leased_by__isnull=True) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
-
-
 def lease_seconds():
     return settings.LOUPE_LEASE_SECONDS
 
 
 def holds_lease(image, user, now):
-    return bool(image.leased_by_id == user.pk and image.lease_expires_at and image.lease_expires_at > now)
+    return image.leased_by_id == user.pk and not image.lease_is_free_at(now)
 
 
 def claimable(iteration, now, exclude_ids=()):

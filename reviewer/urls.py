@@ -1,11 +1,12 @@
 from django.urls import path
 
-from reviewer import views
+from reviewer.editor import views
+from reviewer.worklists import views as worklists
 
 app_name = "reviewer"
 
 urlpatterns = [
-    path("my-work/", views.my_work, name="my-work"),
+    path("my-work/", worklists.my_work, name="my-work"),
     path("images/<int:image_id>/", views.image_page, name="image"),
     path("images/<int:image_id>/submit", views.submit, name="submit"),
     path("images/<int:image_id>/skip", views.skip, name="skip"),
@@ -13,6 +14,6 @@ urlpatterns = [
     path("images/<int:image_id>/reopen", views.reopen, name="reopen"),
     path("<slug:slug>/<str:name>/next", views.next_image, name="next"),
     path("<slug:slug>/<str:name>/back", views.back, name="back"),
-    path("<slug:slug>/<str:name>/images/", views.image_list, name="images"),
-    path("<slug:slug>/<str:name>/order", views.queue_order, name="queue-order"),
+    path("<slug:slug>/<str:name>/images/", worklists.image_list, name="images"),
+    path("<slug:slug>/<str:name>/order", worklists.queue_order, name="queue-order"),
 ]

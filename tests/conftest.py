@@ -15,7 +15,7 @@ def s3(aws_env):
     """A moto-backed S3 (opt-in): yields a client; the app's cached clients are reset around it."""
     from moto import mock_aws
 
-    from projects import s3 as s3_module
+    from projects.aws import s3 as s3_module
 
     s3_module.client.cache_clear()
     with mock_aws():
@@ -23,6 +23,20 @@ def s3(aws_env):
 
         yield boto3.client("s3", region_name="us-east-1")
     s3_module.client.cache_clear()
+
+
+@pytest.fixture
+def rekognition_stubber(aws_env, monkeypatch):
+    """A botocore Stubber on the Rekognition client every Loupe call gets (opt-in)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from projects.aws import rekognition
+
+    client = boto3.client("rekognition", region_name="us-east-1")
+    monkeypatch.setattr(rekognition, "client", lambda region=None: client)
+    with Stubber(client) as stubber:
+        yield stubber
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_import_images_errors(tmp_path):
 
 
 def test_import_images_without_aws_credentials(monkeypatch, tmp_path):
-    from projects import s3
+    from projects.aws import s3
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from projects.models import Image, Proposal
+from reviewer.editor.reviews import BoxInput, submit_review
 from reviewer.queue import claim_next
-from reviewer.review import BoxInput, submit_review
 from tests.factories import label, make_iteration, make_model_version, make_project, make_user
 
 pytestmark = pytest.mark.django_db

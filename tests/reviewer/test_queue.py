@@ -11,6 +11,7 @@ from django.db.utils import load_backend
 from django.utils import timezone
 
 from projects.models import Image, Project
+from reviewer.editor.reviews import submit_review
 from reviewer.queue import (
     claim_image,
     claim_next,
@@ -19,7 +20,6 @@ from reviewer.queue import (
     release_lease,
     renew_lease,
 )
-from reviewer.review import submit_review
 from tests.factories import make_image, make_iteration, make_project, make_user
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.manifest_checks import check_split, validate_lines
+from projects.manifests.checks import check_split, validate_lines
 
 # Tolerates the byte-order mark some Windows editors put at the start of a UTF-8 file.
 ENCODING = "utf-8-sig"

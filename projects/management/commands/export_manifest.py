@@ -2,9 +2,9 @@ from argparse import ArgumentTypeError
 
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.manifest import ManifestError
-from projects.manifest_publish import ManifestRefused, export_to_file, publish_to_s3
-from projects.progress import ProgressBar
+from projects.management.progress import ProgressBar
+from projects.manifests.export import ManifestError
+from projects.manifests.publish import ManifestRefused, export_to_file, publish_to_s3
 from projects.provisioning import ProjectSetupError, find_iteration
 
 

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.imports import ImportSourceError, import_source
-from projects.progress import ProgressBar
+from projects.aws.s3 import S3Error
+from projects.images.importing import ImportSourceError, import_source
+from projects.management.progress import ProgressBar
 from projects.provisioning import ProjectSetupError, find_iteration
-from projects.s3 import S3Error
 
 
 class Command(BaseCommand):

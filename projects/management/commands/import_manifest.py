@@ -2,8 +2,8 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.manifest_import import import_manifest
-from projects.progress import ProgressBar
+from projects.management.progress import ProgressBar
+from projects.manifests.importing import import_manifest
 from projects.provisioning import ProjectSetupError, find_iteration
 
 SHOWN = 50

@@ -2,8 +2,8 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
-from projects import s3
-from projects.predictions import import_predictions, imported_model_version
+from projects.aws import s3
+from projects.proposals.predictions import import_predictions, imported_model_version
 from projects.provisioning import ProjectSetupError, find_iteration
 
 SHOWN_LINES = 50

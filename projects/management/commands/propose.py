@@ -1,16 +1,16 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from projects.management.progress import ProgressBar
 from projects.models import ProposalRun, RunStatus
-from projects.progress import ProgressBar
-from projects.proposals import (
+from projects.proposals.runs import (
     DEFAULT_BATCH_SIZE,
     ProposalRunError,
     create_proposal_run,
     find_model_version,
     run_proposals,
-    start_proposal_run,
 )
+from projects.proposals.tasks import start_proposal_run
 from projects.provisioning import ProjectSetupError, find_iteration
 
 SHOWN_FAILURES = 20

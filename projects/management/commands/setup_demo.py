@@ -2,11 +2,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from projects import demo_workflow as demo
-from projects import demodata
-from projects.progress import ProgressBar
+from projects.demo import data as demodata
+from projects.demo import workflow as demo
+from projects.local_model.training import TrainingError
+from projects.management.progress import ProgressBar
 from projects.provisioning import ProjectSetupError, add_member
-from projects.training import TrainingError
 
 DEMO_USERS = [("demo-owner", "owner"), ("demo-reviewer", "reviewer")]
 DEMO_PASSWORD = "loupe-demo"

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.proposals import find_model_version
+from projects.proposals.rekognition import RekognitionError, start_model
+from projects.proposals.runs import find_model_version
 from projects.provisioning import ProjectSetupError, find_project
-from projects.rekognition import RekognitionError, start_model
 
 
 class ModelServingCommand(BaseCommand):

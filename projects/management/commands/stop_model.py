@@ -1,5 +1,5 @@
 from projects.management.commands.start_model import ModelServingCommand
-from projects.rekognition import stop_model
+from projects.proposals.rekognition import stop_model
 
 
 class Command(ModelServingCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from projects.aws.s3 import S3Error
+from projects.proposals.rekognition import RekognitionError, sync_model_versions
 from projects.provisioning import ProjectSetupError, find_project
-from projects.rekognition import RekognitionError, sync_model_versions
-from projects.s3 import S3Error
 
 
 class Command(BaseCommand):

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.progress import ProgressBar
+from projects.local_model.learning import train_local_model
+from projects.local_model.training import TrainingError
+from projects.management.progress import ProgressBar
 from projects.provisioning import ProjectSetupError, find_project
-from projects.training import TrainingError, train_local_model
 
 
 class Command(BaseCommand):

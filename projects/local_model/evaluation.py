@@ -1,0 +1,121 @@
+"""Scoring detections against the reviewed truth: IoU matching, F1, and per-label thresholds.
+
+The rules follow Rekognition Custom Labels' evaluation: a detection is a true positive when it
+has the truth's label and overlaps an unmatched truth box with IoU >= 0.5; detections are matched
+in order of confidence, so a duplicate of an already found object counts as a false positive.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from projects import geometry
+from projects.geometry import Rect
+
+IOU_MATCH = 0.5
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, other):
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+
+    @property
+    def precision(self):
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self):
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self):
+        # No truth and no detections is a perfect score; anything else uses the usual formula.
+        if self.tp + self.fp + self.fn == 0:
+            return 1.0
+        return 2 * self.tp / (2 * self.tp + self.fp + self.fn)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One detection after matching: whether it found an object, and how sure the model was."""
+
+    label: str
+    confidence: float
+    hit: bool
+
+
+@dataclass
+class Matching:
+    """All detections of a model over a set of images, each marked hit or miss, plus truth counts."""
+
+    scored: list = field(default_factory=list)
+    truth: dict = field(default_factory=lambda: defaultdict(int))  # label -> number of objects
+
+    def counts(self, thresholds=None, label=None):
+        """TP/FP/FN keeping detections at or above their label's threshold (0 when absent)."""
+        thresholds = thresholds or {}
+        counts = Counts()
+        for item in self.scored:
+            if label is not None and item.label != label:
+                continue
+            if item.confidence >= thresholds.get(item.label, 0):
+                if item.hit:
+                    counts.tp += 1
+                else:
+                    counts.fp += 1
+        labels = [label] if label is not None else list(self.truth)
+        counts.fn = sum(self.truth.get(name, 0) for name in labels) - counts.tp
+        return counts
+
+    def f1(self, thresholds=None):
+        return self.counts(thresholds).f1
+
+
+def match_image(truth, detections, *, min_iou=IOU_MATCH):
+    """truth: [(label, box)]; detections: [Detection]. Returns [Scored] in confidence order."""
+    unmatched = [(label, Rect(*box)) for label, box in truth]
+    scored = []
+    for detection in sorted(detections, key=lambda d: -d.confidence):
+        found = Rect(*detection.box)
+        best, best_iou = None, min_iou
+        for index, (label, box) in enumerate(unmatched):
+            overlap = geometry.iou(box, found) if label == detection.label else 0.0
+            if overlap >= best_iou:
+                best, best_iou = index, overlap
+        if best is not None:
+            unmatched.pop(best)
+        scored.append(Scored(detection.label, detection.confidence, best is not None))
+    return scored
+
+
+def match_images(pairs, *, min_iou=IOU_MATCH):
+    """pairs: iterable of (truth, detections) per image -> Matching over all of them."""
+    matching = Matching()
+    for truth, detections in pairs:
+        for label, _ in truth:
+            matching.truth[label] += 1
+        matching.scored.extend(
+            match_image(truth, [d for d in detections if d.box is not None], min_iou=min_iou)
+        )
+    return matching
+
+
+def best_thresholds(matching, labels):
+    """Per label, the confidence threshold that maximises that label's F1 (Rekognition's
+    "assumed threshold"); ties go to the higher threshold, which shows reviewers fewer boxes."""
+    thresholds = {}
+    for label in labels:
+        candidates = sorted({item.confidence for item in matching.scored if item.label == label})
+        best_value, best_f1 = 100.0, -1.0
+        for value in reversed(candidates):
+            f1 = matching.counts({label: value}, label=label).f1
+            if f1 > best_f1:
+                best_value, best_f1 = value, f1
+        thresholds[label] = round(best_value, 2)
+    return thresholds

@@ -1,0 +1,124 @@
+"""Learning a local model (Loupe's offline detector) from reviewed boxes, and measuring it.
+
+Loads OpenCV through the detector: only workers and commands import this module.
+The same functions serve the training task, `manage.py train_local`, the demo setup and the
+headless demo loop.
+"""
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from projects.detections import ImageProposalError
+from projects.images.storage import read_image_bytes
+from projects.local_model import detector, evaluation
+from projects.local_model.training import (
+    FAILED,
+    READY,
+    TRAINING,
+    TrainingError,
+    check_request,
+    reviewed_images,
+    truth_of,
+)
+from projects.models import DEFAULT_THRESHOLD, ModelVersion, RunStatus, TrainingRun
+
+
+def load_samples(images, progress=None):
+    """(grey pixels, truth) per reviewed image; verified-empty images teach what clutter looks like."""
+    images = list(images)
+    samples = []
+    for done, image in enumerate(images, start=1):
+        samples.append((detector.decode_grey(read_image_bytes(image)), truth_of(image)))
+        if progress:
+            progress(done, len(images))
+    return samples
+
+
+def train_local_model(*, project, iterations, name, held_out=None, progress=None):
+    """Learn exemplars from the iterations' reviewed boxes and store them as a READY ModelVersion.
+
+    With held_out (a reviewed iteration), each label's threshold is the one maximising its F1 there
+    (as Rekognition picks its "assumed threshold" on the test set) and the model's F1 is measured
+    at those thresholds; without it thresholds default and F1 stays unknown.
+    """
+    iterations = list(iterations)
+    check_request(project=project, iterations=iterations, name=name, held_out=held_out)
+    images = list(reviewed_images(iterations))
+    if not any(image.boxes.all() for image in images):
+        names = ", ".join(iteration.name for iteration in iterations)
+        raise TrainingError(f"no reviewed boxes in {names}: review or import labeled images first")
+    project.model_versions.filter(name=name, kind=ModelVersion.Kind.LOCAL, status=FAILED).delete()
+    model_version = ModelVersion.objects.create(
+        project=project, name=name, kind=ModelVersion.Kind.LOCAL, status=TRAINING,
+        trained_from=iterations[-1], training_images=len(images),
+    )
+    try:
+        exemplars = detector.learn(load_samples(images), progress=progress)
+        model_version.artifact = default_storage.save(
+            f"models/{project.slug}/{name}.npz", ContentFile(exemplars.to_bytes())
+        )
+        labels = list(project.labels.values_list("name", flat=True))
+        model_version.thresholds = {label: DEFAULT_THRESHOLD for label in labels}
+        if held_out is not None:
+            matching = evaluate(exemplars=exemplars, iteration=held_out)
+            model_version.thresholds = evaluation.best_thresholds(matching, labels)
+            model_version.f1 = round(matching.f1(model_version.thresholds), 4)
+    except Exception as error:
+        model_version.status, model_version.status_message = FAILED, f"{type(error).__name__}: {error}"
+        model_version.save()
+        raise
+    model_version.status, model_version.status_message = READY, _summary(exemplars, held_out)
+    model_version.save()
+    return model_version
+
+
+def _summary(exemplars, held_out):
+    counts = ", ".join(f"{len(exemplars.for_label(label))} {label}" for label in exemplars.labels)
+    where = f"; F1 measured on {held_out.name}" if held_out else ""
+    return f"exemplars: {counts}{where}"
+
+
+def evaluate(*, exemplars, iteration):
+    """Matching of the detector's boxes against the iteration's reviewed truth (IoU >= 0.5)."""
+    images = list(reviewed_images([iteration]))
+    if not images:
+        raise TrainingError(f"the held-out iteration {iteration.name} has no reviewed images")
+    pairs = []
+    for image in images:
+        grey = detector.decode_grey(read_image_bytes(image))
+        pairs.append((truth_of(image), detector.detect_grey(grey, exemplars)))
+    return evaluation.match_images(pairs)
+
+
+# -- as a recorded background run ------------------------------------------------------------------
+
+def run_training(*, run, iterations, name, held_out=None):
+    """Execute a queued TrainingRun; failures are recorded on the run, not raised."""
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
+    try:
+        model_version = train_local_model(
+            project=run.project, iterations=iterations, name=name, held_out=held_out
+        )
+    except (TrainingError, ImageProposalError, OSError) as error:
+        _finish(run, RunStatus.FAILED, error=str(error))
+        return run
+    except Exception as error:
+        # Unexpected: recorded for the page, re-raised for the worker's log.
+        _finish(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    with transaction.atomic():
+        run.model_version = model_version
+        run.save(update_fields=["model_version"])
+        f1 = f"F1 {model_version.f1:.3f}" if model_version.f1 is not None else "no held-out F1"
+        _finish(run, RunStatus.SUCCEEDED,
+                message=f"{run.message}: {model_version.training_images} images, {f1}")
+    return run
+
+
+def _finish(run, status, *, message=None, error=""):
+    run.status, run.error, run.finished_at = status, error, timezone.now()
+    if message is not None:
+        run.message = message
+    run.save(update_fields=["status", "error", "finished_at", "message"])

@@ -1,0 +1,323 @@
+"""Manifests leaving Loupe: a file on disk, a browser download, or a publish to S3.
+
+Each one is written once to a temporary file, validated against Rekognition's rules while it is
+written, and refused when it has errors; what leaves Loupe is that file, so it is exactly what was
+validated. Each is recorded as an Export row and is never half-written: files go to a temporary
+name and are renamed when complete; S3 objects already uploaded by a publish that then fails are
+deleted again.
+"""
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.utils import timezone
+
+from projects.aws import s3
+from projects.manifests.checks import ManifestValidator, split_problems
+from projects.manifests.export import ManifestError, manifest_filename, validate_export, write_manifest
+from projects.manifests.split import SplitError, SplitPlanner, write_split
+from projects.models import Export, RunStatus
+
+
+class ManifestRefused(ManifestError):
+    """The manifest breaks Rekognition's rules; `report` says which and where."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class _Part:
+    temp: Path
+    suffix: str  # "", "-train" or "-test"
+    lines: int
+    report: object
+
+
+def _start(iteration, kind, options, user):
+    return Export.objects.create(
+        iteration=iteration, kind=kind, status=RunStatus.RUNNING, options=options, created_by=user,
+    )
+
+
+def _fail(export, error):
+    export.status = RunStatus.FAILED
+    export.error = str(error)
+    report = getattr(error, "report", None)
+    if report is not None:
+        export.report = {"validation": report.as_dict()}
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "error", "report", "finished_at"])
+
+
+def _succeed(export, parts, uris, split=None):
+    export.status = RunStatus.SUCCEEDED
+    export.lines = sum(part.lines for part in parts)
+    export.uri = uris[0]
+    export.report = {
+        "validation": parts[0].report.as_dict() if len(parts) == 1 else None,
+        "files": [
+            {"uri": uri, "lines": part.lines, "role": part.suffix.lstrip("-") or "manifest",
+             "validation": part.report.as_dict()}
+            for part, uri in zip(parts, uris, strict=True)
+        ],
+    }
+    if split is not None:
+        export.report["split"] = split.as_dict()
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
+
+
+def refusal(report):
+    codes = ", ".join(issue.code for issue in report.errors)
+    return f"the manifest breaks Rekognition's rules ({codes}); fix them and export again"
+
+
+def _temporary(folder, suffix):
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".loupe-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def _write_checked(*, iteration, folder, options, test_fraction, progress):
+    """Write (and split) the manifest into temporary files in folder; refuse on any error.
+
+    Returns (parts, SplitResult or None). Whatever fails, no temporary file is left behind.
+    """
+    temps = []
+    kept = set()
+    try:
+        planner = SplitPlanner(test_fraction=test_fraction) if test_fraction else None
+        whole = _temporary(folder, ".manifest.part")
+        temps.append(whole)
+        with open(whole, "w", encoding="utf-8") as out:
+            result = write_manifest(
+                iteration=iteration, out=out, progress=progress, **options,
+                # The split is planned from the records as they are written: no pass over the file.
+                on_record=None if planner is None else
+                lambda record: planner.add(record.source_ref, record.labels()),
+            )
+        if not result.report.ok:
+            raise ManifestRefused(refusal(result.report), result.report)
+        if planner is None:
+            parts, split = [_Part(whole, "", result.lines, result.report)], None
+        else:
+            parts, split = _split(whole, folder, planner, temps)
+        kept = {part.temp for part in parts}
+        return parts, split
+    except SplitError as error:
+        raise ManifestError(str(error)) from None
+    finally:
+        for path in temps:
+            if path not in kept:
+                path.unlink(missing_ok=True)
+
+
+class _SideCheck:
+    """Validates one half of a split while it is written, and keeps what check_split compares."""
+
+    def __init__(self):
+        self.validator = ManifestValidator()
+        self.sources = set()
+        self.lines = 0
+
+    def add(self, text):
+        self.lines += 1
+        obj = self.validator.add_line(text, line_number=self.lines)
+        if isinstance(obj, dict):
+            self.sources.add(obj.get("source-ref"))
+
+
+def _split(whole, folder, planner, temps):
+    """Split the checked manifest at whole into -train and -test files, validating both on the way.
+
+    One read of the manifest: the plan comes from the planner fed while it was written.
+    """
+    sides, notes, moved = planner.plan()
+    paths = {}
+    for suffix in ("-train", "-test"):
+        paths[suffix] = _temporary(folder, suffix + ".part")
+        temps.append(paths[suffix])
+    checks = {"-train": _SideCheck(), "-test": _SideCheck()}
+    with open(whole, encoding="utf-8") as lines, \
+            open(paths["-train"], "w", encoding="utf-8") as train, \
+            open(paths["-test"], "w", encoding="utf-8") as test:
+        split = write_split(
+            lines=lines, sides=sides, train_out=train, test_out=test,
+            on_line=lambda to_test, text: checks["-test" if to_test else "-train"].add(text),
+        )
+    split.moved, split.notes = moved, notes
+    parts = []
+    for suffix, check in checks.items():
+        report = check.validator.report()
+        if not report.ok:
+            raise ManifestRefused(f"{suffix[1:]} set: {refusal(report)}", report)
+        parts.append(_Part(paths[suffix], suffix, report.lines, report))
+    train, test = checks["-train"], checks["-test"]
+    problems = split_problems(train.sources, set(parts[0].report.labels),
+                              test.sources, set(parts[1].report.labels))
+    if problems:
+        raise ManifestRefused("; ".join(problems))
+    return parts, split
+
+
+def _options(include_unreviewed, include_empty):
+    return {"include_unreviewed": include_unreviewed, "include_empty": include_empty}
+
+
+def _suffixed(path, suffix):
+    return path.with_name(path.stem + suffix + path.suffix) if suffix else path
+
+
+def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=True, test_fraction=None,
+                   user=None, progress=None):
+    """Write the manifest (or its -train and -test halves) next to path; returns the Export."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ManifestError(f"folder {path.parent} does not exist: create it or choose another --output")
+    options = _options(include_unreviewed, include_empty)
+    export = _start(iteration, Export.Kind.FILE, {**options, "test_fraction": test_fraction}, user)
+    try:
+        parts, split = _write_checked(iteration=iteration, folder=path.parent, options=options,
+                                      test_fraction=test_fraction, progress=progress)
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
+        _fail(export, error)
+        raise
+    targets = [_suffixed(path, part.suffix) for part in parts]
+    for part, target in zip(parts, targets, strict=True):
+        os.replace(part.temp, target)
+    _succeed(export, parts, [str(target) for target in targets], split)
+    return export
+
+
+def queue_publish(*, iteration, include_unreviewed=False, include_empty=True, test_fraction=None, user=None):
+    """The Export row a background publish will fill in (see projects.manifests.tasks)."""
+    output_location(iteration.project)
+    options = {**_options(include_unreviewed, include_empty), "test_fraction": test_fraction}
+    return Export.objects.create(iteration=iteration, kind=Export.Kind.S3, options=options, created_by=user)
+
+
+def output_location(project):
+    if not project.output_location.strip():
+        raise ManifestError(
+            f"project {project.slug!r} has no output location: set 'Output location' in its settings "
+            "to the s3://bucket/prefix/ where manifests should go"
+        )
+    try:
+        return s3.parse_s3_uri(project.output_location.strip())
+    except s3.S3Error as error:
+        raise ManifestError(f"the project's output location is not usable: {error}") from None
+
+
+def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, test_fraction=None,
+                  user=None, progress=None, export=None):
+    """Upload the checked manifest under the project's output location; returns the Export.
+
+    export: a queued Export row to fill in (from queue_publish) instead of creating one.
+    """
+    project = iteration.project
+    options = _options(include_unreviewed, include_empty)
+    if export is None:
+        export = _start(iteration, Export.Kind.S3, {**options, "test_fraction": test_fraction}, user)
+    else:
+        export.status = RunStatus.RUNNING
+        export.save(update_fields=["status"])
+    region = project.region or None
+    try:
+        location = output_location(project)
+        with tempfile.TemporaryDirectory(prefix="loupe-publish-") as folder:
+            parts, split = _write_checked(iteration=iteration, folder=folder, options=options,
+                                          test_fraction=test_fraction, progress=progress)
+            _check_bucket_owner(parts[0].report, location.bucket, region)
+            uris = _upload(parts, location, iteration, region, export)
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
+        _fail(export, error)
+        raise
+    _succeed(export, parts, uris, split)
+    return export
+
+
+def _check_bucket_owner(report, bucket, region):
+    # Rekognition reads the images with the manifest bucket owner's rights.
+    for image_bucket in report.buckets:
+        if image_bucket == bucket:
+            continue
+        owners = s3.bucket_owner(image_bucket, region=region), s3.bucket_owner(bucket, region=region)
+        if all(owners) and owners[0] != owners[1]:
+            raise ManifestError(
+                f"the images' bucket {image_bucket} and the output bucket {bucket} have different "
+                "owners; Rekognition needs both owned by the same account: choose an output "
+                "location in the images' account"
+            )
+
+
+def _upload(parts, location, iteration, region, export):
+    prefix = location.key if not location.key or location.key.endswith("/") else location.key + "/"
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    base = manifest_filename(iteration)[: -len(".manifest")]
+    done = []
+    try:
+        for part in parts:
+            # The Export id keeps two publishes of the same second from overwriting each other.
+            key = f"{prefix}{base}-{stamp}-export{export.pk}{part.suffix}.manifest"
+            with open(part.temp, "rb") as body:
+                s3.upload_fileobj(body, location.bucket, key, content_type="application/jsonlines",
+                                  region=region)
+            done.append(key)
+    except s3.S3Error as error:
+        for key in done:
+            try:
+                s3.delete_object(location.bucket, key, region=region)
+            except s3.S3Error:
+                pass
+        raise ManifestError(f"publishing to s3://{location.bucket}/{prefix} failed: {error}") from None
+    return [f"s3://{location.bucket}/{key}" for key in done]
+
+
+def check_download(*, iteration, include_unreviewed=False, include_empty=True):
+    """The validation report of what a download would contain."""
+    return validate_export(iteration=iteration, include_unreviewed=include_unreviewed,
+                           include_empty=include_empty)
+
+
+def prepare_download(*, iteration, include_unreviewed=False, include_empty=True, user=None):
+    """Write the manifest once to an anonymous temporary file, validating it on the way.
+
+    Returns (export, the file opened in binary at its start): the file is exactly what was
+    validated, and disappears when closed. The Export is recorded as succeeded once the file is
+    complete (sending it is the web server's job) or as failed; raises ManifestRefused when
+    Rekognition would refuse the manifest, ManifestError when it cannot be built.
+    """
+    options = _options(include_unreviewed, include_empty)
+    export = _start(iteration, Export.Kind.DOWNLOAD, options, user)
+    handle = tempfile.TemporaryFile()
+    ready = False
+    try:
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        result = write_manifest(iteration=iteration, out=text, **options)
+        text.flush()
+        text.detach()
+        if not result.report.ok:
+            raise ManifestRefused(refusal(result.report), result.report)
+        handle.seek(0)
+        ready = True
+    except Exception as error:
+        # Whatever stopped it, the Export must not stay "running" forever.
+        _fail(export, error)
+        raise
+    finally:
+        if not ready:
+            handle.close()
+    export.status = RunStatus.SUCCEEDED
+    export.lines = result.lines
+    export.uri = manifest_filename(iteration)
+    export.report = {"validation": result.report.as_dict()}
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
+    return export, handle

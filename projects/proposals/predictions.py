@@ -1,0 +1,194 @@
+"""Importing predictions made elsewhere as proposals, one JSON line per image.
+
+Two line shapes are accepted:
+- DetectCustomLabels output: {"source-ref": "s3://...", "CustomLabels": [...]}, ratios converted to
+  pixels with the image's own width and height;
+- a Ground Truth manifest line: its object-detection (or image-classification) attribute becomes
+  proposals, confidences 0..1 scaled to 0..100.
+Each line is imported whole or not at all; every line not imported is reported with its number.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from projects.detections import Detection, InvalidDetection
+from projects.geometry import Rect, all_finite, clip_to_frame
+from projects.manifests.checks import DETECTION_TYPE, parse_detection_attribute
+from projects.models import ModelVersion
+from projects.proposals.rekognition import detections_from_custom_labels
+from projects.proposals.runs import store_detections
+
+IMAGE_CLASSIFICATION = "groundtruth/image-classification"
+
+
+class LineError(ValueError):
+    """This line cannot be imported; the message says why."""
+
+
+@dataclass
+class PredictionImportReport:
+    lines: int = 0
+    images: int = 0
+    proposals: int = 0
+    problems: list = field(default_factory=list)  # [(line number, why it was not imported)]
+    notes: list = field(default_factory=list)  # [(line number, what was imported differently)]
+
+    def summary(self):
+        return (
+            f"{self.images} images imported with {self.proposals} proposals from {self.lines} lines, "
+            f"{len(self.problems)} lines not imported"
+        )
+
+
+def imported_model_version(*, project, name):
+    """The model version predictions are imported under, created as 'imported' if new."""
+    model_version, _ = ModelVersion.objects.get_or_create(
+        project=project, name=name,
+        defaults={"kind": ModelVersion.Kind.IMPORTED, "status": ModelVersion.Status.READY},
+    )
+    return model_version
+
+
+def import_predictions(*, iteration, model_version, lines, attribute=None):
+    """Import an iterable of JSON lines (str or bytes); returns a PredictionImportReport."""
+    labels = {label.name: label for label in iteration.project.labels.all()}
+    report = PredictionImportReport()
+    first_seen = {}
+    for number, raw in enumerate(lines, start=1):
+        report.lines = number
+        try:
+            _import_line(
+                raw, number, iteration=iteration, model_version=model_version, labels=labels,
+                attribute=attribute, report=report, first_seen=first_seen,
+            )
+        except LineError as error:
+            report.problems.append((number, str(error)))
+    if report.images:
+        iteration.model_version = model_version
+        iteration.save(update_fields=["model_version"])
+    return report
+
+
+def _import_line(raw, number, *, iteration, model_version, labels, attribute, report, first_seen):
+    data = parse_json_line(raw)
+    if data is None:
+        return
+    source = data.get("source-ref")
+    if not isinstance(source, str) or not source:
+        raise LineError("no source-ref")
+    image = iteration.images.filter(source=source).first()
+    if image is None:
+        raise LineError(f"no image {source} in {iteration}")
+    detections = detections_from_line(data, width=image.width, height=image.height, attribute=attribute)
+    try:
+        stored = store_detections(
+            image=image, model_version=model_version, detections=detections, labels=labels
+        )
+    except InvalidDetection as error:
+        raise LineError(str(error)) from None
+    if source in first_seen:
+        report.notes.append((number, f"replaces the proposals of line {first_seen[source]} for {source}"))
+    else:
+        report.images += 1
+    first_seen[source] = number
+    report.proposals += stored.proposals
+    if stored.skipped_labels:
+        report.notes.append(
+            (number, f"skipped labels not in the project: {', '.join(stored.skipped_labels)}")
+        )
+
+
+def parse_json_line(raw):
+    """A dict, None for a blank line, or LineError."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LineError("not UTF-8 text") from None
+    if not raw.strip():
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise LineError(f"not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise LineError("not a JSON object")
+    return data
+
+
+def detections_from_line(data, *, width, height, attribute=None):
+    if "CustomLabels" in data and attribute is None:
+        try:
+            return detections_from_custom_labels(
+                data["CustomLabels"], width=width, height=height, drop_outside=False
+            )
+        except ValueError as error:
+            raise LineError(str(error)) from None
+    name = attribute or _label_attribute(data)
+    metadata = data.get(f"{name}-metadata")
+    if name not in data or not isinstance(metadata, dict):
+        raise LineError(f"no label attribute {name!r} with {name}-metadata")
+    kind = metadata.get("type")
+    if kind == DETECTION_TYPE:
+        return _from_object_detection(data, name, width, height)
+    if kind == IMAGE_CLASSIFICATION:
+        return [Detection(_class_name(metadata), _manifest_confidence(metadata.get("confidence")), None)]
+    raise LineError(f"attribute {name!r} is of type {kind!r}, not an object-detection or classification")
+
+
+def _label_attribute(data):
+    found = [
+        key for key, value in data.items()
+        if isinstance(value, dict) and key.endswith("-metadata")
+        and value.get("type") in (DETECTION_TYPE, IMAGE_CLASSIFICATION)
+        and key[: -len("-metadata")] in data
+    ]
+    if not found:
+        raise LineError("no CustomLabels and no Ground Truth object-detection attribute")
+    if len(found) > 1:
+        names = ", ".join(sorted(key[: -len("-metadata")] for key in found))
+        raise LineError(f"several label attributes ({names}): choose one with --attribute")
+    return found[0][: -len("-metadata")]
+
+
+def _from_object_detection(data, name, width, height):
+    try:
+        attribute = parse_detection_attribute(data, name)
+    except ValueError as error:
+        raise LineError(str(error)) from None
+    line_width, line_height, _depth = attribute.size
+    if (line_width, line_height) != (width, height):
+        # Manifest boxes are pixels of the image the line describes: on an image of another size
+        # they would land in the wrong place.
+        raise LineError(
+            f"image_size {line_width}x{line_height} differs from the image's {width}x{height} "
+            "in Loupe; the boxes would land in the wrong place"
+        )
+    return [
+        Detection(label, _manifest_confidence(confidence),
+                  _pixel_box(geometry, width, height, f"{name}.annotations[{index}]"))
+        for index, (label, *geometry, confidence) in enumerate(attribute.boxes)
+    ]
+
+
+def _pixel_box(geometry, width, height, where):
+    if geometry[2] <= 0 or geometry[3] <= 0:
+        raise LineError(f"{where}: invalid box (width and height must be > 0)")
+    # Clamped like Rekognition's boxes; a box with nothing inside the frame is an error.
+    part = clip_to_frame(Rect(*map(float, geometry)), width, height)
+    if part is None:
+        raise LineError(f"{where}: invalid box (it lies outside the {width}x{height} image)")
+    return tuple(part)
+
+
+def _class_name(metadata):
+    name = metadata.get("class-name")
+    if not isinstance(name, str) or not name:
+        raise LineError("image-classification metadata has no class-name")
+    return name
+
+
+def _manifest_confidence(value):
+    if not all_finite(value) or not 0 <= value <= 1:
+        raise LineError(f"confidence {value!r} must be a number 0..1 in a manifest")
+    return round(float(value) * 100, 6)

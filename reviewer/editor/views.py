@@ -1,0 +1,213 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.access import get_image_for_user, get_iteration_for_user, role_in
+from projects.models import Image, Membership
+from reviewer import queue
+from reviewer.editor.forms import (
+    PayloadError,
+    SubmitReviewForm,
+    parse_json_body,
+)
+from reviewer.editor.payload import image_payload, is_editable, labels_payload
+from reviewer.editor.reviews import LeaseLost, ReviewValidationError, StaleReview, submit_review
+from reviewer.models import Review
+
+# Skipped images are kept out of this reviewer's next claims for a while, not forever.
+SKIP_MEMORY = 50
+FORBIDDEN_CORRECTION = "Only the project's owners can change an image someone else reviewed."
+
+
+def _skipped_key(iteration_id):
+    return f"reviewer:skipped:{iteration_id}"
+
+
+def _skipped(request, iteration_id):
+    return request.session.get(_skipped_key(iteration_id), [])
+
+
+def _remember_skip(request, image):
+    key = _skipped_key(image.iteration_id)
+    request.session[key] = ([image.pk] + [i for i in _skipped(request, image.iteration_id) if i != image.pk])[
+        :SKIP_MEMORY]
+
+
+def _claim_following(request, iteration, now):
+    return queue.claim_next(iteration=iteration, user=request.user, now=now,
+                            exclude_ids=_skipped(request, iteration.pk))
+
+
+def _next_response(request, iteration, image, now):
+    """JSON for the image that follows: the editor swaps it in without loading a page."""
+    if image is None:
+        url = reverse("reviewer:next", args=[iteration.project.slug, iteration.name])
+        return {"next": None, "next_url": url}
+    payload = image_payload(image=image, user=request.user, now=now, editable=True)
+    return {"next": payload, "next_url": payload["page_url"]}
+
+
+def _error(status, code, message, field=None):
+    return JsonResponse({"code": code, "error": message, "field": field}, status=status)
+
+
+def _is_prefetch(request):
+    # Sec-Purpose is the standard header (Firefox; Chromium's speculation rules send "prefetch" or
+    # "prefetch;prerender"); Chromium's <link rel=prefetch> still sends the legacy Purpose header.
+    purposes = (request.headers.get("Sec-Purpose", ""), request.headers.get("Purpose", ""),
+                request.headers.get("X-Moz", ""))
+    return any(purpose.strip().lower().startswith("prefetch") for purpose in purposes)
+
+
+@require_GET
+@never_cache
+def next_image(request, slug, name):
+    """Lease the reviewer's next image and go to it.
+
+    A GET that claims is tolerated because this is what the iteration page's Review link opens, but a
+    browser prefetch or prerender of that link must not lease an image nobody looks at: those are
+    refused with a 503, which makes the browser drop the prefetch and ask again when the link is
+    followed, and no-store keeps the redirect out of every cache.
+    """
+    iteration = get_iteration_for_user(request.user, slug, name)
+    if _is_prefetch(request):
+        return HttpResponse("Loupe does not prefetch the review queue: claiming an image leases it.",
+                            status=503, content_type="text/plain")
+    image = queue.claim_next(iteration=iteration, user=request.user,
+                             exclude_ids=_skipped(request, iteration.pk))
+    if image is None and _skipped(request, iteration.pk):
+        # Only skipped images are left: offer them again rather than calling the queue empty.
+        request.session.pop(_skipped_key(iteration.pk))
+        image = queue.claim_next(iteration=iteration, user=request.user)
+    if image is not None:
+        return redirect("reviewer:image", image_id=image.pk)
+    context = {"iteration": iteration, "project": iteration.project,
+               "progress": queue.progress(iteration=iteration, fresh=True)}
+    return render(request, "reviewer/queue_empty.html", context)
+
+
+def _get_page_image_for_user(user, image_id):
+    """get_image_for_user, with what the page shows (the iteration's model for the label thresholds,
+    the lease holder's and reviewer's names) in the same query."""
+    return get_image_for_user(
+        user, image_id, related=("iteration__model_version", "leased_by", "reviewed_by")
+    )
+
+
+@require_GET
+def image_page(request, image_id):
+    image = _get_page_image_for_user(request.user, image_id)
+    iteration, now = image.iteration, timezone.now()
+    editable = is_editable(image, request.user, now)
+    context = {
+        "image": image,
+        "iteration": iteration,
+        "project": iteration.project,
+        "editable": editable,
+        "can_reopen": _may_reopen(request.user, image),
+        "held_by_other": image.leased_by if image.leased_by_id and not editable and
+        image.lease_expires_at and image.lease_expires_at > now else None,
+        "payload": image_payload(image=image, user=request.user, now=now, editable=editable,
+                                 fresh_progress=True),
+        "labels": labels_payload(iteration),
+        "lease_seconds": queue.lease_seconds(),
+    }
+    return render(request, "reviewer/review.html", context)
+
+
+@require_POST
+def submit(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    if not _may_reopen(request.user, image):
+        return _error(403, "forbidden", FORBIDDEN_CORRECTION)
+    try:
+        data = parse_json_body(request.body)
+    except PayloadError as error:
+        return _error(400, "invalid", error.message, error.field)
+    form = SubmitReviewForm(data)
+    if not form.is_valid():
+        field, message = form.first_error()
+        return _error(400, "invalid", message, field)
+    fields, now = form.cleaned_data, timezone.now()
+    was_pending = image.status == Image.Status.PENDING
+    try:
+        # One commit for "save this, give me the next": on SQLite a commit is an fsync.
+        with transaction.atomic():
+            review = submit_review(
+                image=image, reviewer=request.user, version=fields["version"], boxes=fields["boxes"],
+                no_objects=fields["no_objects"], elapsed_ms=fields["elapsed_ms"] or 0,
+                started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
+                model_version_id=fields["model_version"],
+            )
+            following = _claim_following(request, image.iteration, now)
+    except ReviewValidationError as error:
+        return _error(400, "invalid", error.message, error.field)
+    except StaleReview as error:
+        return _error(409, "stale", error.message)
+    except LeaseLost as error:
+        return _error(409, "lease_lost", error.message)
+    if was_pending:
+        queue.count_reviewed(iteration=image.iteration)
+    body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
+    body.update(_next_response(request, image.iteration, following, now))
+    return JsonResponse(body)
+
+
+@require_POST
+def skip(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    now = timezone.now()
+    _remember_skip(request, image)
+    with transaction.atomic():
+        queue.release_lease(image=image, user=request.user)
+        following = _claim_following(request, image.iteration, now)
+    body = _next_response(request, image.iteration, following, now)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(body)
+    return redirect(body["next_url"])
+
+
+@require_POST
+def renew_lease(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    expires = queue.renew_lease(image=image, user=request.user)
+    if expires is None:
+        return _error(409, "lease_lost", LeaseLost.message)
+    return JsonResponse({"lease_expires_at": expires.isoformat()})
+
+
+@require_POST
+def reopen(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    if not _may_reopen(request.user, image):
+        raise PermissionDenied(FORBIDDEN_CORRECTION)
+    if not queue.claim_image(image=image, user=request.user):
+        messages.error(request, "Another reviewer is working on this image; try again when they are done.")
+    return redirect("reviewer:image", image_id=image.pk)
+
+
+@require_POST
+def back(request, slug, name):
+    iteration = get_iteration_for_user(request.user, slug, name)
+    last = (
+        Review.objects.filter(reviewer=request.user, image__iteration=iteration)
+        .select_related("image").order_by("-submitted_at", "-id").first()
+    )
+    if last is None:
+        messages.info(request, "You have not reviewed any image in this iteration yet.")
+        return redirect("reviewer:next", slug=slug, name=name)
+    if not queue.claim_image(image=last.image, user=request.user):
+        messages.error(request, "Another reviewer is working on your last image; it opens read-only.")
+    return redirect("reviewer:image", image_id=last.image_id)
+
+
+def _may_reopen(user, image):
+    if image.status == Image.Status.PENDING or image.reviewed_by_id == user.pk:
+        return True
+    return role_in(user, image.iteration.project) == Membership.Role.OWNER
