@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from projects.aws import s3
 from projects.models import Project
 
 
@@ -24,9 +25,13 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def _clean_s3_prefix(self, field):
         value = self.cleaned_data[field].strip()
-        if value and (not value.startswith("s3://") or not value[len("s3://"):].split("/", 1)[0]):
-            raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.")
-        if value and value[len("s3://"):].split("/", 1)[0] == settings.LOUPE_S3_BUCKET:
+        if not value:
+            return value
+        try:
+            location = s3.parse_s3_uri(value)
+        except s3.S3Error:
+            raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.") from None
+        if location.bucket == settings.LOUPE_S3_BUCKET:
             raise forms.ValidationError("That is Loupe's own storage bucket: choose another one.")
         return value
 

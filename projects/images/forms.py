@@ -1,5 +1,7 @@
 from django import forms
 
+from projects.aws import s3
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -36,9 +38,10 @@ class S3ImportForm(forms.Form):
 
     def clean_source(self):
         source = self.cleaned_data["source"].strip()
-        if not source.startswith("s3://") or len(source) <= len("s3://"):
-            raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.")
-        bucket = source[len("s3://"):].split("/", 1)[0]
+        try:
+            bucket = s3.parse_s3_uri(source).bucket
+        except s3.S3Error:
+            raise forms.ValidationError("Enter an S3 address like s3://bucket/prefix/.") from None
         if not self.project.image_bucket:
             raise forms.ValidationError(
                 "Set the project's image bucket in Settings first; imports come from that bucket."

@@ -237,17 +237,33 @@ def test_project_list_query_count_does_not_grow_with_projects(
     assert len(response.context["projects"]) == projects
 
 
-def test_presigned_url_is_reused_so_the_prefetched_image_is_cached(client, reviewer, s3):
+def test_presigned_url_is_reused_for_two_thirds_of_its_life(client, reviewer, monkeypatch):
+    import time
+
     from django.core.cache import cache
 
+    from projects.aws import s3
+
     cache.clear()
+    signed = []
+
+    def sign(bucket, key, *, expires, region=None):
+        signed.append(expires)
+        return f"https://{bucket}.example/{key}?signature={len(signed)}"
+
+    monkeypatch.setattr(s3, "presigned_url", sign)
     iteration = make_iteration(make_project("logos", reviewer=reviewer), "v1")
     image = make_image(iteration, source="s3://photos/v1/b.jpg")
     client.force_login(reviewer)
     url = reverse("projects:image-file", args=[image.pk])
-    first = client.get(url)["Location"]
-    second = client.get(url)["Location"]
-    assert first == second
+    first, second = client.get(url)["Location"], client.get(url)["Location"]
+    assert (first, second, signed) == (
+        "https://photos.example/v1/b.jpg?signature=1", "https://photos.example/v1/b.jpg?signature=1", [900]
+    )
+    # 601 s later (past two thirds of the 900 s life) the cached URL is gone: a fresh one is signed.
+    later = time.time() + 601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get(url)["Location"] == "https://photos.example/v1/b.jpg?signature=2"
 
 
 def test_uploaded_images_kept_in_s3_storage_are_served_by_redirect(client, reviewer, s3, settings):

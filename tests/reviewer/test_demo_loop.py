@@ -34,6 +34,8 @@ def test_demo_loop_runs_the_whole_loop_on_real_figures(capsys, var_dir):
         "v1": {"train_images": 4, "f1": round(models["v1"].f1, 3)},
         "v2": {"train_images": 4 + 6, "f1": round(models["v2"].f1, 3)},
     }
+    # The point of the loop: the reviewed iteration makes the next model better on the test set.
+    assert figures["v2"]["f1"] > figures["v1"]["f1"]
     v2 = project.iterations.get(name="v2")
     # Every v2 image went through the review service, by the simulated reviewers, taking turns.
     reviews = Review.objects.filter(image__iteration=v2)

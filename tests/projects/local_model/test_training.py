@@ -263,16 +263,16 @@ def test_serving_pages_does_not_load_opencv():
     import os
     import subprocess
     import sys
-    from pathlib import Path
+
+    from django.conf import settings
 
     code = (
         "import sys, django; django.setup(); import config.urls; "
         "import projects.local_model.panels, projects.proposals.panels; "
         "print('cv2' in sys.modules)"
     )
-    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
