@@ -47,7 +47,8 @@ def client(region=None):
         retries={"mode": "adaptive", "max_attempts": 2},
         max_pool_connections=MAX_POOL_CONNECTIONS,
     )
-    return boto3.client("rekognition", region_name=region, config=config)
+    # A session of its own: the default session would keep the first credentials it ever resolved.
+    return boto3.session.Session().client("rekognition", region_name=region, config=config)
 
 
 def client_or_error(region=None):

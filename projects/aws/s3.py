@@ -40,7 +40,8 @@ def client(region=None):
         retries={"mode": "adaptive", "max_attempts": 8},
         max_pool_connections=32,
     )
-    return boto3.client("s3", region_name=region, config=config)
+    # A session of its own: the default session would keep the first credentials it ever resolved.
+    return boto3.session.Session().client("s3", region_name=region, config=config)
 
 
 def _call(fn, *args, **kwargs):
