@@ -94,11 +94,6 @@ def test_boxes_are_clamped_into_the_frame_and_outside_boxes_dropped():
 
 
 def test_custom_labels_are_validated_the_same_for_live_and_imported_predictions():
-    from projects.proposals import predictions
-
-    # One parser serves both: DetectCustomLabels answers and imported prediction lines.
-    assert predictions.detections_from_custom_labels is detections_from_custom_labels
-    assert not hasattr(predictions, "_from_custom_labels")
     cases = [
         ([labelled("a", 150.0)], "CustomLabels[0]: Confidence must be a number 0..100"),
         ([labelled("a", 50.0), {"Confidence": 50.0}], "CustomLabels[1] has no Name"),
