@@ -351,6 +351,9 @@ class BackgroundRun(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life from the worker running it: projects.runs.reconcile fails a RUNNING run
+    # whose heartbeat is older than LOUPE_RUN_STALE_SECONDS (its worker has died).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -384,6 +387,9 @@ class ImportRun(BackgroundRun):
     rejected_count = models.PositiveIntegerField(default=0)
     # [[file, reason], ...]: the first REJECTED_KEPT, enough to act on without bloating the row.
     rejected = models.JSONField(default=list, blank=True)
+    # A browser upload: [[file name, staged storage name], ...] waiting for the task to import;
+    # emptied once the staged files are deleted.
+    staged_files = models.JSONField(default=list, blank=True)
 
     REJECTED_KEPT = 200
 
