@@ -7,6 +7,7 @@ manifest exporter rounds and clamps them.
 import random
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -395,6 +396,15 @@ class ImportRun(BackgroundRun):
 
     def __str__(self):
         return f"import of {self.source} into {self.iteration_id} ({self.status})"
+
+    def discard_staged_files(self):
+        """Delete the upload's staged files: imported or not, nothing reads them again."""
+        if not self.staged_files:
+            return
+        for _, name in self.staged_files:
+            default_storage.delete(name)
+        self.staged_files = []
+        ImportRun.objects.filter(pk=self.pk).update(staged_files=[])
 
 
 class ProposalOutcome(models.Model):

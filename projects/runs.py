@@ -180,6 +180,9 @@ def _fail_if_active(run, reason, now):
     )
     if updated:
         run.status, run.error, run.finished_at = RunStatus.FAILED, reason, now
+        if isinstance(run, ImportRun):
+            # A dead upload import never gets to delete what it staged.
+            run.discard_staged_files()
     return bool(updated)
 
 

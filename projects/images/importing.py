@@ -362,7 +362,8 @@ def stage_upload(*, iteration, files, user=None):
                 stored = default_storage.save(f"{STAGING_PREFIX}{run.pk}/{index:05d}", File(handle))
                 staged.append([name, stored])
         except BaseException as error:
-            _delete_staged(staged)
+            run.staged_files = staged
+            run.discard_staged_files()
             if isinstance(error, OSError):
                 raise ImportSourceError(
                     f"the uploaded files could not be stored ({error}): upload them again, or ask "
@@ -372,11 +373,6 @@ def stage_upload(*, iteration, files, user=None):
     run.staged_files = staged
     run.save(update_fields=["staged_files"])
     return run
-
-
-def _delete_staged(staged):
-    for _, name in staged:
-        default_storage.delete(name)
 
 
 def run_import(*, run):
@@ -393,10 +389,7 @@ def run_import(*, run):
     except SOURCE_FAILURES:
         return run
     finally:
-        if run.staged_files:
-            _delete_staged(run.staged_files)
-            run.staged_files = []
-            run.save(update_fields=["staged_files"])
+        run.discard_staged_files()
     return lifecycle.finish(run, RunStatus.SUCCEEDED, **_counts(report))
 
 

@@ -188,6 +188,17 @@ def test_reconcile_covers_every_kind_of_run():
         assert list(model.objects.values_list("status", "error")) == [(RunStatus.FAILED, silent_for(10))]
 
 
+def test_a_dead_upload_import_has_its_staged_files_deleted(media_root):
+    run = importing.stage_upload(iteration=make_iteration(), files=[
+        ("a.jpg", SimpleUploadedFile("a.jpg", image_bytes()))])
+    assert [path.name for path in media_root.rglob("*") if path.is_file()] == ["00000"]
+    ImportRun.objects.filter(pk=run.pk).update(created_at=ago(STALE + 60))
+    runs.reconcile(now=NOW, stale_after=STALE)
+    run.refresh_from_db()
+    assert (run.status, run.staged_files) == (RunStatus.FAILED, [])
+    assert [path for path in media_root.rglob("*") if path.is_file()] == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_interrupted_in_a_task_leaves_no_run_running(database_tasks, monkeypatch):
     """A second Ctrl+C stops db_worker inside the task: the record says FAILED, the run is still
