@@ -263,7 +263,6 @@ def _process(run, backend, batch_size, progress):
             if stop:
                 break
             _save_counts(run)
-            lifecycle.heartbeat(run)
             if progress:
                 progress(run.done + run.failed, run.total)
             if _superseded(run):
@@ -309,6 +308,8 @@ def _collect(run, in_flight, labels, model_version):
         # The group was rolled back: so are its counts.
         run.done, run.failed, run.proposals = counts
         raise
+    # Here, not per batch: with a slow or throttled model a batch can outlast the stale interval.
+    lifecycle.heartbeat(run)
     if stop:
         for future in in_flight:
             future.cancel()
@@ -377,4 +378,3 @@ def _superseded(run):
     return ProposalRun.objects.filter(pk=run.pk).values_list("status", flat=True).first() != (
         RunStatus.RUNNING
     )
-
