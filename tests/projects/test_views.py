@@ -152,6 +152,19 @@ def test_import_runs_partial_polls_only_while_an_import_is_under_way(client, own
     assert client.get(url).status_code == 403
 
 
+def test_a_failed_import_shows_what_it_imported_before_it_stopped(client, owner):
+    from tests.factories import make_import_run
+
+    iteration = make_iteration(make_project("logos", owner=owner), "v1")
+    make_import_run(iteration, source="upload of 4 files", status="failed", imported=2,
+                    error="OSError: No space left on device")
+    client.force_login(owner)
+    part = client.get(reverse("projects:iteration-import-runs", args=["logos", "v1"])).content.decode()
+    assert ("<p><strong>upload of 4 files</strong>: Failed: 2 imported, 0 skipped as duplicates, "
+            "0 rejected</p>") in part
+    assert '<p class="error">OSError: No space left on device</p>' in part
+
+
 @pytest.mark.parametrize("image_bucket, message", [
     ("", "Set the project's image bucket in Settings first; imports come from that bucket."),
     ("photos", "Import from the project's image bucket, s3://photos/."),
