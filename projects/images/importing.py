@@ -361,6 +361,8 @@ def stage_upload(*, iteration, files, user=None):
             for index, (name, handle) in enumerate(files):
                 stored = default_storage.save(f"{STAGING_PREFIX}{run.pk}/{index:05d}", File(handle))
                 staged.append([name, stored])
+                # Storing a thousand files in S3 can outlast the stale interval: not dead yet.
+                lifecycle.heartbeat(run)
         except BaseException as error:
             run.staged_files = staged
             run.discard_staged_files()

@@ -192,7 +192,7 @@ def test_a_dead_upload_import_has_its_staged_files_deleted(media_root):
     run = importing.stage_upload(iteration=make_iteration(), files=[
         ("a.jpg", SimpleUploadedFile("a.jpg", image_bytes()))])
     assert [path.name for path in media_root.rglob("*") if path.is_file()] == ["00000"]
-    ImportRun.objects.filter(pk=run.pk).update(created_at=ago(STALE + 60))
+    ImportRun.objects.filter(pk=run.pk).update(created_at=ago(STALE + 60), heartbeat_at=ago(STALE + 60))
     runs.reconcile(now=NOW, stale_after=STALE)
     run.refresh_from_db()
     assert (run.status, run.staged_files) == (RunStatus.FAILED, [])
