@@ -298,6 +298,17 @@ def test_an_upload_is_staged_then_imported_by_its_run_which_deletes_the_staged_f
     assert files_under(media_root) == [prefix + "a.jpg"]
 
 
+def test_an_upload_beats_for_every_file_it_stages_and_imports(monkeypatch):
+    from projects import runs
+
+    beats = []
+    monkeypatch.setattr(runs, "heartbeat", lambda run, **kwargs: beats.append(run.pk))
+    run = stage_upload(iteration=make_iteration(), files=uploads("a.jpg", "b.jpg", "notes.txt"))
+    assert beats == [run.pk] * 3
+    run_import(run=run)
+    assert beats == [run.pk] * 6
+
+
 def test_an_upload_failing_part_way_reports_what_it_imported_and_leaves_no_file_without_its_row(
         media_root, monkeypatch):
     from projects.images import importing
