@@ -144,6 +144,12 @@ LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 600)
 if LOUPE_LEASE_SECONDS < 60:
     # The review page renews its lease every minute or so; a shorter lease would flap.
     raise ImproperlyConfigured("LOUPE_LEASE_SECONDS must be at least 60")
+# Seconds without a heartbeat after which a running background run counts as dead (its worker
+# was killed) and is marked failed; see projects/runs.py.
+LOUPE_RUN_STALE_SECONDS = env_int("LOUPE_RUN_STALE_SECONDS", 300)
+if LOUPE_RUN_STALE_SECONDS < 60:
+    # Runs write a heartbeat every 10 seconds at most, and some steps take longer than that.
+    raise ImproperlyConfigured("LOUPE_RUN_STALE_SECONDS must be at least 60")
 # Request bodies other than files (a review save is a few KB); uploaded files larger than
 # FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file instead of memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -7,6 +7,7 @@ manifest exporter rounds and clamps them.
 import random
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -351,6 +352,9 @@ class BackgroundRun(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life from the worker running it: projects.runs.reconcile fails a RUNNING run
+    # whose heartbeat is older than LOUPE_RUN_STALE_SECONDS (its worker has died).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -384,11 +388,23 @@ class ImportRun(BackgroundRun):
     rejected_count = models.PositiveIntegerField(default=0)
     # [[file, reason], ...]: the first REJECTED_KEPT, enough to act on without bloating the row.
     rejected = models.JSONField(default=list, blank=True)
+    # A browser upload: [[file name, staged storage name], ...] waiting for the task to import;
+    # emptied once the staged files are deleted.
+    staged_files = models.JSONField(default=list, blank=True)
 
     REJECTED_KEPT = 200
 
     def __str__(self):
         return f"import of {self.source} into {self.iteration_id} ({self.status})"
+
+    def discard_staged_files(self):
+        """Delete the upload's staged files: imported or not, nothing reads them again."""
+        if not self.staged_files:
+            return
+        for _, name in self.staged_files:
+            default_storage.delete(name)
+        self.staged_files = []
+        ImportRun.objects.filter(pk=self.pk).update(staged_files=[])
 
 
 class ProposalOutcome(models.Model):

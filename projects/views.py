@@ -11,6 +11,7 @@ from projects.local_model import panels as training_panels
 from projects.models import Image, Membership, Project
 from projects.proposals import panels as proposal_panels
 from projects.provisioning import ProjectSetupError, create_iteration
+from projects.runs import reconcile_soon
 
 
 @require_GET
@@ -69,6 +70,8 @@ def iteration_create(request, slug):
 @require_GET
 def iteration_detail(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name)
+    # The page shows and polls runs: none of them may be a dead worker's "running".
+    reconcile_soon()
     counts = iteration.images.aggregate(
         total=Count("id"),
         reviewed=Count("id", filter=Q(status=Image.Status.REVIEWED)),

@@ -10,6 +10,43 @@ def media_root(settings, tmp_path):
     return tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Every test starts with an empty cache: throttles (reconcile_soon) and cached URLs of one
+    test never decide what another sees."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def database_tasks(settings):
+    """Tasks go through the real database backend (django-tasks-db) instead of running inline.
+
+    Returns run_worker(): `manage.py db_worker --batch` in-process, which runs every queued task
+    and returns once the queue is empty. The worker commits and closes connections as in
+    production, so tests using it need @pytest.mark.django_db(transaction=True).
+    """
+    import signal
+
+    from django.core.management import call_command
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    # The worker installs its own shutdown handlers; pytest's must come back afterwards.
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGQUIT") if hasattr(signal, name)]
+    saved = {name: signal.getsignal(getattr(signal, name)) for name in names}
+
+    def run_worker():
+        call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--interval", "0",
+                     verbosity=0)
+
+    yield run_worker
+    for name, handler in saved.items():
+        signal.signal(getattr(signal, name), handler)
+
+
 @pytest.fixture
 def s3(aws_env):
     """A moto-backed S3 (opt-in): yields a client; the app's cached clients are reset around it."""

@@ -7,13 +7,17 @@ from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
 from projects.models import (
+    Export,
     Image,
+    ImportRun,
     Iteration,
     LabelClass,
     Membership,
     ModelVersion,
     Project,
     Proposal,
+    ProposalRun,
+    TrainingRun,
 )
 from reviewer.models import Box
 
@@ -83,6 +87,23 @@ def make_box(image, label_name, box=(10, 20, 100, 50), *, origin=Box.Origin.IMPO
         image=image, label=label(image.iteration.project, label_name),
         left=left, top=top, width=width, height=height, origin=origin, **fields,
     )
+
+
+def make_import_run(iteration, *, source="s3://photos/v1/", **fields):
+    return ImportRun.objects.create(iteration=iteration, source=source, **fields)
+
+
+def make_proposal_run(iteration, model_version=None, **fields):
+    model_version = model_version or make_model_version(iteration.project, f"model-{next(_counter)}")
+    return ProposalRun.objects.create(iteration=iteration, model_version=model_version, **fields)
+
+
+def make_training_run(iteration, *, kind=ModelVersion.Kind.LOCAL, **fields):
+    return TrainingRun.objects.create(project=iteration.project, iteration=iteration, kind=kind, **fields)
+
+
+def make_export(iteration, *, kind=Export.Kind.S3, **fields):
+    return Export.objects.create(iteration=iteration, kind=kind, **fields)
 
 
 def image_bytes(width=128, height=96, fmt="JPEG", color=(200, 30, 30)):

@@ -109,6 +109,8 @@ def test_env_helpers(monkeypatch):
 
 @pytest.mark.parametrize("env, message", [
     ({"LOUPE_LEASE_SECONDS": "5"}, "LOUPE_LEASE_SECONDS must be at least 60"),
+    ({"LOUPE_RUN_STALE_SECONDS": "10"}, "LOUPE_RUN_STALE_SECONDS must be at least 60"),
+    ({"LOUPE_RUN_STALE_SECONDS": "5m"}, "LOUPE_RUN_STALE_SECONDS must be an integer; got '5m'"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of CRITICAL, DEBUG, ERROR, INFO, WARNING"),
 ])
 def test_settings_refuse_values_that_cannot_work(env, message):

@@ -1,12 +1,15 @@
 """Importing images into an iteration: from a local folder, uploaded files, or an S3 prefix.
 
 Only the header of each image is read (width, height, format). Every file that is not taken is
-reported with its reason; one bad file never stops the rest.
+reported with its reason; one bad file never stops the rest. Browser uploads are staged in
+Loupe's storage and imported by a background ImportRun, like S3 prefixes: a request only stores
+the bytes, however many files it carries.
 """
 
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -15,12 +18,12 @@ from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from projects import runs as lifecycle
 from projects.aws import s3
-from projects.models import Image, RunStatus
+from projects.models import Image, ImportRun, RunStatus
 from projects.rules import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_SIDE, MIN_SIDE
 
 # Enough for the header of nearly every JPEG (EXIF can push the frame header past 64 KB; then
@@ -32,6 +35,8 @@ BATCH_SIZE = 500
 # Ranged GETs of image headers are latency-bound: a few in flight hide the round trips without
 # hammering the bucket.
 HEADER_READERS = 8
+# Where a browser upload waits for its ImportRun: one folder per run, deleted by the run.
+STAGING_PREFIX = "staging/uploads/"
 
 
 @dataclass
@@ -161,16 +166,17 @@ class _Batch:
             self.report.imported += 1
 
 
-def import_s3_prefix(*, iteration, uri, progress=None):
+def import_s3_prefix(*, iteration, uri, progress=None, report=None):
     """Register every JPEG/PNG under s3://bucket/prefix/ in place (the image stays in S3).
 
     The listing is processed BATCH_SIZE keys at a time as S3 pages it in, so memory and every
     query stay bounded whatever the prefix holds. progress(done, total) counts the keys listed so
-    far: S3 does not say how many there are before the last page.
+    far: S3 does not say how many there are before the last page. report: an ImportReport to fill
+    in, so a caller still has the counts when the import fails part way.
     """
     location = s3.parse_s3_uri(uri)
     region = iteration.project.region or None
-    report = ImportReport()
+    report = ImportReport() if report is None else report
     batch = _Batch(iteration, report)
     listing = s3.iter_objects(location.bucket, location.key, region=region)
     done = 0
@@ -237,68 +243,82 @@ def _s3_header(bucket, key, region):
         return str(error)
 
 
-def import_folder(*, iteration, folder, progress=None):
+def import_folder(*, iteration, folder, progress=None, report=None):
     folder = Path(folder)
     if not folder.is_dir():
         raise ImportSourceError(f"{folder} is not a folder")
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     files = [(str(p.relative_to(folder)), p) for p in paths]
-    return import_files(iteration=iteration, files=files, progress=progress)
+    return import_files(iteration=iteration, files=files, progress=progress, report=report)
 
 
-def import_files(*, iteration, files, progress=None):
-    """files: (name, path-or-file-object) pairs; each image is copied into Loupe's storage.
+def import_files(*, iteration, files, progress=None, report=None, open_file=None):
+    """files: (name, item) pairs; each image is copied into Loupe's storage.
 
-    The storage name is derived from the iteration and the file's name, so importing the same
-    file again is recognised as a duplicate.
+    An item is a path or a file object, or anything open_file(item) opens as a context manager
+    (one file open at a time, however many there are). The storage name is derived from the
+    iteration and the file's name, so importing the same file again is recognised as a duplicate.
+    If the import fails part way, the files it stored for rows not yet written are deleted again:
+    what is reported imported is exactly what has a row and a file.
     """
     # Imported here: projects.manifests.export imports projects.manifests.checks, which imports this module.
     from projects.manifests.export import storage_prefix
 
-    report = ImportReport()
+    report = ImportReport() if report is None else report
     batch = _Batch(iteration, report)
     prefix = storage_prefix(iteration)
     names = {name: prefix + name.replace("\\", "/") for name, _ in files}
     known = batch.known(names.values())
-    for done, (name, item) in enumerate(files, start=1):
-        source = names[name]
-        if source in known:
-            report.duplicates += 1
-        elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-            report.rejected.append((name, "not a .jpg, .jpeg or .png file"))
-        else:
-            _import_local_file(batch, name, source, item, report)
-        known.add(source)
-        if progress:
-            progress(done, len(files))
-    batch.flush()
+    try:
+        for done, (name, item) in enumerate(files, start=1):
+            source = names[name]
+            if source in known:
+                report.duplicates += 1
+            elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                report.rejected.append((name, "not a .jpg, .jpeg or .png file"))
+            else:
+                with (open_file or _opened)(item) as handle:
+                    _import_local_file(batch, name, source, handle, report)
+            known.add(source)
+            if progress:
+                progress(done, len(files))
+        batch.flush()
+    except BaseException:
+        _delete_unregistered(iteration, [image.source for image in batch.pending])
+        raise
     return report
 
 
-def _import_local_file(batch, name, source, item, report):
-    handle = open(item, "rb") if isinstance(item, (str, Path)) else item
+def _opened(item):
+    return open(item, "rb") if isinstance(item, (str, Path)) else nullcontext(item)
+
+
+def _delete_unregistered(iteration, names):
+    registered = set(iteration.images.filter(source__in=names).values_list("source", flat=True))
+    for name in names:
+        if name not in registered:
+            default_storage.delete(name)
+
+
+def _import_local_file(batch, name, source, handle, report):
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(0)
     try:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(0)
-        try:
-            header = header_from_reader(lambda n: _read_start(handle, n))
-        except ValueError as error:
-            report.rejected.append((name, str(error)))
-            return
-        reason = check_limits(header, size)
-        if reason:
-            report.rejected.append((name, reason))
-            return
-        handle.seek(0)
-        stored = _store(source, handle)
-        batch.add(
-            source=stored, name=os.path.basename(name)[:255], width=header.width,
-            height=header.height, depth=header.depth, file_size=size, format=header.format,
-        )
-    finally:
-        if isinstance(item, (str, Path)):
-            handle.close()
+        header = header_from_reader(lambda n: _read_start(handle, n))
+    except ValueError as error:
+        report.rejected.append((name, str(error)))
+        return
+    reason = check_limits(header, size)
+    if reason:
+        report.rejected.append((name, reason))
+        return
+    handle.seek(0)
+    stored = _store(source, handle)
+    batch.add(
+        source=stored, name=os.path.basename(name)[:255], width=header.width,
+        height=header.height, depth=header.depth, file_size=size, format=header.format,
+    )
 
 
 def _read_start(handle, length):
@@ -313,25 +333,81 @@ def _store(name, handle):
     return default_storage.save(name, File(handle))
 
 
-def import_source(*, iteration, source, progress=None):
+def import_source(*, iteration, source, progress=None, report=None):
     if source.startswith("s3://"):
-        return import_s3_prefix(iteration=iteration, uri=source, progress=progress)
-    return import_folder(iteration=iteration, folder=source, progress=progress)
+        return import_s3_prefix(iteration=iteration, uri=source, progress=progress, report=report)
+    return import_folder(iteration=iteration, folder=source, progress=progress, report=report)
+
+
+# --- as a recorded background run ----------------------------------------------------------------
+
+# What an import can meet and the page can explain: shown as is, not raised to the worker.
+SOURCE_FAILURES = (ImportSourceError, s3.S3Error)
+
+
+def stage_upload(*, iteration, files, user=None):
+    """Store uploaded files under the staging prefix and record the queued ImportRun importing them.
+
+    files: (name, file object) pairs. Raises ImportSourceError (the run recorded as failed, nothing
+    left staged) when the storage refuses them.
+    """
+    count = len(files)
+    run = ImportRun.objects.create(
+        iteration=iteration, source=f"upload of {count} file{'' if count == 1 else 's'}", created_by=user,
+    )
+    staged = []
+    with lifecycle.failing(run, plain=SOURCE_FAILURES):
+        try:
+            for index, (name, handle) in enumerate(files):
+                stored = default_storage.save(f"{STAGING_PREFIX}{run.pk}/{index:05d}", File(handle))
+                staged.append([name, stored])
+                # Storing a thousand files in S3 can outlast the stale interval: not dead yet.
+                lifecycle.heartbeat(run)
+        except BaseException as error:
+            run.staged_files = staged
+            run.discard_staged_files()
+            if isinstance(error, OSError):
+                raise ImportSourceError(
+                    f"the uploaded files could not be stored ({error}): upload them again, or ask "
+                    "the administrator to check Loupe's storage"
+                ) from error
+            raise
+    run.staged_files = staged
+    run.save(update_fields=["staged_files"])
+    return run
 
 
 def run_import(*, run):
-    """Carry out an ImportRun (an import started from the browser) and record how it went."""
-    run.status, run.started_at = RunStatus.RUNNING, timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    """Carry out an ImportRun (an S3 prefix or a staged upload) and record how it went.
+
+    Whatever happens, the run reports what was imported before it ended, and a staged upload's
+    files are deleted: the rows and stored images are what the report says.
+    """
+    lifecycle.begin(run)
+    report = ImportReport()
     try:
-        report = import_source(iteration=run.iteration, source=run.source)
-    except (ImportSourceError, s3.S3Error) as error:
-        run.status, run.error = RunStatus.FAILED, str(error)
+        with lifecycle.failing(run, plain=SOURCE_FAILURES, fields=lambda error: _counts(report)):
+            _import(run, report, progress=lambda done, total: lifecycle.heartbeat(run))
+    except SOURCE_FAILURES:
+        return run
+    finally:
+        run.discard_staged_files()
+    return lifecycle.finish(run, RunStatus.SUCCEEDED, **_counts(report))
+
+
+def _import(run, report, progress):
+    if run.staged_files:
+        import_files(
+            iteration=run.iteration, files=run.staged_files, report=report, progress=progress,
+            open_file=lambda name: default_storage.open(name, "rb"),
+        )
     else:
-        run.status = RunStatus.SUCCEEDED
-        run.imported, run.duplicates = report.imported, report.duplicates
-        run.rejected_count = len(report.rejected)
-        run.rejected = [list(item) for item in report.rejected[: run.REJECTED_KEPT]]
-    run.finished_at = timezone.now()
-    run.save()
-    return run
+        import_source(iteration=run.iteration, source=run.source, report=report, progress=progress)
+
+
+def _counts(report):
+    return {
+        "imported": report.imported, "duplicates": report.duplicates,
+        "rejected_count": len(report.rejected),
+        "rejected": [list(item) for item in report.rejected[: ImportRun.REJECTED_KEPT]],
+    }

@@ -23,3 +23,10 @@ def start_import(*, iteration, source, user=None):
     """Record an ImportRun and hand it to a worker; the iteration page polls it."""
     run = ImportRun.objects.create(iteration=iteration, source=source, created_by=user)
     return runs.enqueue(run, import_images, run_id=run.pk)
+
+
+def start_upload(*, iteration, files, user=None):
+    """Stage uploaded files and hand their import to a worker, like an S3 import: a request of a
+    thousand files only stores them. Raises ImportSourceError when they cannot be stored."""
+    run = importing.stage_upload(iteration=iteration, files=files, user=user)
+    return runs.enqueue(run, import_images, run_id=run.pk)

@@ -14,6 +14,7 @@ from projects.aws import s3
 from projects.images import importing, tasks
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.models import ACTIVE_RUN_STATUSES
+from projects.runs import reconcile_soon
 
 
 @require_POST
@@ -24,8 +25,12 @@ def iteration_upload(request, slug, name):
         messages.error(request, "Choose one or more JPEG or PNG files to upload.")
         return redirect("projects:iteration", slug=slug, name=name)
     files = [(upload.name, upload) for upload in form.cleaned_data["files"]]
-    report = importing.import_files(iteration=iteration, files=files)
-    _report_messages(request, report)
+    try:
+        run = tasks.start_upload(iteration=iteration, files=files, user=request.user)
+    except importing.ImportSourceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.info(request, f"Importing the {run.source} in the background: its progress is shown below.")
     return redirect("projects:iteration", slug=slug, name=name)
 
 
@@ -45,6 +50,7 @@ def iteration_import_s3(request, slug, name):
 def iteration_import_runs(request, slug, name):
     """The recent imports of an iteration, polled by the page while one is under way."""
     iteration = get_iteration_for_user(request.user, slug, name, owner=True)
+    reconcile_soon()
     return render(request, "projects/_import_runs.html", import_runs_context(iteration))
 
 
@@ -53,15 +59,6 @@ def import_runs_context(iteration):
     active = any(run.status in ACTIVE_RUN_STATUSES for run in runs)
     return {"project": iteration.project, "iteration": iteration, "import_runs": runs,
             "imports_active": active}
-
-
-def _report_messages(request, report):
-    level = messages.WARNING if report.rejected else messages.SUCCESS
-    messages.add_message(request, level, report.summary() + ".")
-    for filename, reason in report.rejected[:20]:
-        messages.warning(request, f"{filename}: {reason}")
-    if len(report.rejected) > 20:
-        messages.warning(request, f"... and {len(report.rejected) - 20} more rejected files.")
 
 
 @require_GET

@@ -8,8 +8,8 @@ headless demo loop.
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
 
+from projects import runs as lifecycle
 from projects.detections import ImageProposalError
 from projects.images.storage import read_image_bytes
 from projects.local_model import detector, evaluation
@@ -22,7 +22,10 @@ from projects.local_model.training import (
     reviewed_images,
     truth_of,
 )
-from projects.models import DEFAULT_THRESHOLD, ModelVersion, RunStatus, TrainingRun
+from projects.models import DEFAULT_THRESHOLD, ModelVersion, RunStatus
+
+# What a training run can meet and the page can explain: shown as is, not raised to the worker.
+EXPECTED_FAILURES = (TrainingError, ImageProposalError, OSError)
 
 
 def load_samples(images, progress=None):
@@ -36,8 +39,10 @@ def load_samples(images, progress=None):
     return samples
 
 
-def train_local_model(*, project, iterations, name, held_out=None, progress=None):
+def train_local_model(*, project, iterations, name, held_out=None, progress=None, alive=None):
     """Learn exemplars from the iterations' reviewed boxes and store them as a READY ModelVersion.
+
+    alive() is called after every image read, learned from or evaluated (a run's heartbeat).
 
     With held_out (a reviewed iteration), each label's threshold is the one maximising its F1 there
     (as Rekognition picks its "assumed threshold" on the test set) and the model's F1 is measured
@@ -55,14 +60,16 @@ def train_local_model(*, project, iterations, name, held_out=None, progress=None
         trained_from=iterations[-1], training_images=len(images),
     )
     try:
-        exemplars = detector.learn(load_samples(images), progress=progress)
+        exemplars = detector.learn(
+            load_samples(images, progress=_each(alive)), progress=_also(progress, alive)
+        )
         model_version.artifact = default_storage.save(
             f"models/{project.slug}/{name}.npz", ContentFile(exemplars.to_bytes())
         )
         labels = list(project.labels.values_list("name", flat=True))
         model_version.thresholds = {label: DEFAULT_THRESHOLD for label in labels}
         if held_out is not None:
-            matching = evaluate(exemplars=exemplars, iteration=held_out)
+            matching = evaluate(exemplars=exemplars, iteration=held_out, alive=alive)
             model_version.thresholds = evaluation.best_thresholds(matching, labels)
             model_version.f1 = round(matching.f1(model_version.thresholds), 4)
     except Exception as error:
@@ -80,7 +87,21 @@ def _summary(exemplars, held_out):
     return f"exemplars: {counts}{where}"
 
 
-def evaluate(*, exemplars, iteration):
+def _each(alive):
+    return None if alive is None else lambda done, total: alive()
+
+
+def _also(progress, alive):
+    if alive is None or progress is None:
+        return progress or _each(alive)
+
+    def both(done, total):
+        progress(done, total)
+        alive()
+    return both
+
+
+def evaluate(*, exemplars, iteration, alive=None):
     """Matching of the detector's boxes against the iteration's reviewed truth (IoU >= 0.5)."""
     images = list(reviewed_images([iteration]))
     if not images:
@@ -89,36 +110,29 @@ def evaluate(*, exemplars, iteration):
     for image in images:
         grey = detector.decode_grey(read_image_bytes(image))
         pairs.append((truth_of(image), detector.detect_grey(grey, exemplars)))
+        if alive:
+            alive()
     return evaluation.match_images(pairs)
 
 
 # -- as a recorded background run ------------------------------------------------------------------
 
 def run_training(*, run, iterations, name, held_out=None):
-    """Execute a queued TrainingRun; failures are recorded on the run, not raised."""
-    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
+    """Execute a queued TrainingRun; failures are recorded on the run, expected ones not raised."""
+    lifecycle.begin(run)
     try:
-        model_version = train_local_model(
-            project=run.project, iterations=iterations, name=name, held_out=held_out
-        )
-    except (TrainingError, ImageProposalError, OSError) as error:
-        _finish(run, RunStatus.FAILED, error=str(error))
+        # Unexpected errors are recorded for the page and re-raised for the worker's log.
+        with lifecycle.failing(run, plain=EXPECTED_FAILURES):
+            model_version = train_local_model(
+                project=run.project, iterations=iterations, name=name, held_out=held_out,
+                alive=lambda: lifecycle.heartbeat(run),
+            )
+    except EXPECTED_FAILURES:
         return run
-    except Exception as error:
-        # Unexpected: recorded for the page, re-raised for the worker's log.
-        _finish(run, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
     with transaction.atomic():
-        run.model_version = model_version
-        run.save(update_fields=["model_version"])
         f1 = f"F1 {model_version.f1:.3f}" if model_version.f1 is not None else "no held-out F1"
-        _finish(run, RunStatus.SUCCEEDED,
-                message=f"{run.message}: {model_version.training_images} images, {f1}")
+        lifecycle.finish(
+            run, RunStatus.SUCCEEDED, model_version=model_version,
+            message=f"{run.message}: {model_version.training_images} images, {f1}",
+        )
     return run
-
-
-def _finish(run, status, *, message=None, error=""):
-    run.status, run.error, run.finished_at = status, error, timezone.now()
-    if message is not None:
-        run.message = message
-    run.save(update_fields=["status", "error", "finished_at", "message"])

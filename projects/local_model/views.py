@@ -10,6 +10,7 @@ from projects.local_model.forms import TrainLocalModelForm
 from projects.local_model.panels import PANEL_TEMPLATE, panel_context, status_context
 from projects.local_model.tasks import start_local_training
 from projects.local_model.training import TrainingError
+from projects.runs import reconcile_soon
 
 STATUS_TEMPLATE = "projects/training_status.html"
 
@@ -46,6 +47,7 @@ def _started(request, iteration, run):
 @require_GET
 def training_status(request, slug, name, run_id):
     iteration = get_iteration_for_user(request.user, slug, name)
+    reconcile_soon()
     run = get_object_or_404(iteration.training_runs.select_related("model_version"), pk=run_id)
     if not request.htmx:
         return redirect("projects:iteration", slug=slug, name=name)

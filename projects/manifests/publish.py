@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from projects import runs as lifecycle
 from projects.aws import s3
 from projects.manifests.checks import ManifestValidator, split_problems
 from projects.manifests.export import ManifestError, manifest_filename, validate_export, write_manifest
@@ -39,26 +40,32 @@ class _Part:
 
 
 def _start(iteration, kind, options, user):
-    return Export.objects.create(
-        iteration=iteration, kind=kind, status=RunStatus.RUNNING, options=options, created_by=user,
-    )
+    export = Export.objects.create(iteration=iteration, kind=kind, options=options, created_by=user)
+    return lifecycle.begin(export)
 
 
-def _fail(export, error):
-    export.status = RunStatus.FAILED
-    export.error = str(error)
+def _failing(export):
+    """Whatever stops an export, its row must not stay "running" forever; a refusal keeps its
+    validation report for the page."""
+    return lifecycle.failing(export, plain=(ManifestError, s3.S3Error), fields=_failure_report)
+
+
+def _failure_report(error):
     report = getattr(error, "report", None)
-    if report is not None:
-        export.report = {"validation": report.as_dict()}
-    export.finished_at = timezone.now()
-    export.save(update_fields=["status", "error", "report", "finished_at"])
+    return {} if report is None else {"report": {"validation": report.as_dict()}}
+
+
+def _beating(export, progress):
+    """The caller's progress callback, plus the export's heartbeat."""
+    def both(done, total):
+        lifecycle.heartbeat(export)
+        if progress:
+            progress(done, total)
+    return both
 
 
 def _succeed(export, parts, uris, split=None):
-    export.status = RunStatus.SUCCEEDED
-    export.lines = sum(part.lines for part in parts)
-    export.uri = uris[0]
-    export.report = {
+    report = {
         "validation": parts[0].report.as_dict() if len(parts) == 1 else None,
         "files": [
             {"uri": uri, "lines": part.lines, "role": part.suffix.lstrip("-") or "manifest",
@@ -67,9 +74,9 @@ def _succeed(export, parts, uris, split=None):
         ],
     }
     if split is not None:
-        export.report["split"] = split.as_dict()
-    export.finished_at = timezone.now()
-    export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
+        report["split"] = split.as_dict()
+    lifecycle.finish(export, RunStatus.SUCCEEDED, lines=sum(part.lines for part in parts), uri=uris[0],
+                     report=report)
 
 
 def refusal(report):
@@ -181,13 +188,9 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
         raise ManifestError(f"folder {path.parent} does not exist: create it or choose another --output")
     options = _options(include_unreviewed, include_empty)
     export = _start(iteration, Export.Kind.FILE, {**options, "test_fraction": test_fraction}, user)
-    try:
+    with _failing(export):
         parts, split = _write_checked(iteration=iteration, folder=path.parent, options=options,
-                                      test_fraction=test_fraction, progress=progress)
-    except Exception as error:
-        # Whatever stopped it, the Export must not stay "running" forever.
-        _fail(export, error)
-        raise
+                                      test_fraction=test_fraction, progress=_beating(export, progress))
     targets = [_suffixed(path, part.suffix) for part in parts]
     for part, target in zip(parts, targets, strict=True):
         os.replace(part.temp, target)
@@ -225,20 +228,15 @@ def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, te
     if export is None:
         export = _start(iteration, Export.Kind.S3, {**options, "test_fraction": test_fraction}, user)
     else:
-        export.status = RunStatus.RUNNING
-        export.save(update_fields=["status"])
+        lifecycle.begin(export)
     region = project.region or None
-    try:
+    with _failing(export):
         location = output_location(project)
         with tempfile.TemporaryDirectory(prefix="loupe-publish-") as folder:
             parts, split = _write_checked(iteration=iteration, folder=folder, options=options,
-                                          test_fraction=test_fraction, progress=progress)
+                                          test_fraction=test_fraction, progress=_beating(export, progress))
             _check_bucket_owner(parts[0].report, location.bucket, region)
             uris = _upload(parts, location, iteration, region, export)
-    except Exception as error:
-        # Whatever stopped it, the Export must not stay "running" forever.
-        _fail(export, error)
-        raise
     _succeed(export, parts, uris, split)
     return export
 
@@ -270,6 +268,7 @@ def _upload(parts, location, iteration, region, export):
                 s3.upload_fileobj(body, location.bucket, key, content_type="application/jsonlines",
                                   region=region)
             done.append(key)
+            lifecycle.heartbeat(export)
     except s3.S3Error as error:
         for key in done:
             try:
@@ -299,25 +298,20 @@ def prepare_download(*, iteration, include_unreviewed=False, include_empty=True,
     handle = tempfile.TemporaryFile()
     ready = False
     try:
-        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-        result = write_manifest(iteration=iteration, out=text, **options)
-        text.flush()
-        text.detach()
-        if not result.report.ok:
-            raise ManifestRefused(refusal(result.report), result.report)
-        handle.seek(0)
-        ready = True
-    except Exception as error:
-        # Whatever stopped it, the Export must not stay "running" forever.
-        _fail(export, error)
-        raise
+        with _failing(export):
+            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+            # No heartbeat: this runs inside the request, and finishing overwrites what a
+            # reconcile may have concluded meanwhile.
+            result = write_manifest(iteration=iteration, out=text, **options)
+            text.flush()
+            text.detach()
+            if not result.report.ok:
+                raise ManifestRefused(refusal(result.report), result.report)
+            handle.seek(0)
+            ready = True
     finally:
         if not ready:
             handle.close()
-    export.status = RunStatus.SUCCEEDED
-    export.lines = result.lines
-    export.uri = manifest_filename(iteration)
-    export.report = {"validation": result.report.as_dict()}
-    export.finished_at = timezone.now()
-    export.save(update_fields=["status", "lines", "uri", "report", "finished_at"])
+    lifecycle.finish(export, RunStatus.SUCCEEDED, lines=result.lines, uri=manifest_filename(iteration),
+                     report={"validation": result.report.as_dict()})
     return export, handle

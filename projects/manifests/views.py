@@ -15,6 +15,7 @@ from projects.manifests.forms import ManifestOptionsForm
 from projects.manifests.publish import ManifestRefused, check_download, prepare_download
 from projects.manifests.tasks import start_publish
 from projects.models import Membership, RunStatus
+from projects.runs import reconcile_soon
 
 REPORT_TEMPLATE = "projects/manifest_report.html"
 EXPORT_TEMPLATE = "projects/manifest_export.html"
@@ -102,6 +103,7 @@ def manifest_publish(request, slug, name):
 def manifest_export(request, slug, name, export_id):
     """One export's status and outcome; htmx polls it while the publish runs."""
     iteration = get_iteration_for_user(request.user, slug, name)
+    reconcile_soon()
     export = get_object_or_404(iteration.exports.all(), pk=export_id)
     template = EXPORT_TEMPLATE + "#export" if request.htmx else EXPORT_TEMPLATE
     return render(request, template, _export_context(request, iteration, export))

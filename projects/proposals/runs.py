@@ -13,6 +13,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from projects import runs as lifecycle
 from projects.detections import (
     MAX_CONCURRENCY,
     NOT_RUNNING_MESSAGE,
@@ -40,7 +41,8 @@ DEFAULT_BATCH_SIZE = 100
 UNKNOWN_LABELS = "UnknownLabels"
 # The fields of a ProposalRun that change while it exists.
 RUN_STATE = (
-    "status", "error", "task_id", "started_at", "finished_at", "total", "done", "failed", "proposals",
+    "status", "error", "task_id", "started_at", "finished_at", "heartbeat_at", "total", "done",
+    "failed", "proposals",
 )
 class ProposalRunError(Exception):
     """A run cannot be started as asked; the message says what to do."""
@@ -186,24 +188,20 @@ def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=
     run.refresh_from_db(fields=RUN_STATE)
     if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return run
-    try:
-        backend = backend or backend_for(run.model_version)
-    except ModelNotReady as error:
-        return _finish(run, RunStatus.STOPPED, str(error))
-    except Exception as error:
-        # Without this the row would say "queued" forever while the task has failed.
-        _finish(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
-        raise
-    _begin(run)
-    try:
-        status, error = _process(run, backend, batch_size, progress)
-    except BaseException as error:
-        # A kill (KeyboardInterrupt/SystemExit) leaves the row "running" so the next run can resume;
-        # a real failure is recorded so the page says why.
-        if isinstance(error, Exception):
+    # Any failure is recorded so the page says why (without it the row would say "queued" or
+    # "running" forever while the task has failed); a kill (KeyboardInterrupt/SystemExit) leaves
+    # the row "running" so the next run can resume.
+    with lifecycle.failing(run):
+        try:
+            backend = backend or backend_for(run.model_version)
+        except ModelNotReady as error:
+            return lifecycle.finish(run, RunStatus.STOPPED, error=str(error))
+        _begin(run)
+        try:
+            status, error = _process(run, backend, batch_size, progress)
+        except Exception:
             _save_counts(run)
-            _finish(run, RunStatus.FAILED, f"{type(error).__name__}: {error}")
-        raise
+            raise
     _save_counts(run)
     if progress:
         progress(run.done + run.failed, run.total)
@@ -211,21 +209,21 @@ def run_proposals(*, run, backend=None, batch_size=DEFAULT_BATCH_SIZE, progress=
         # Nothing new was stored (every image was done before, or the iteration is empty), yet the
         # model has proposed on all of it: show it. A run whose every image failed shows nothing.
         _show_model(run)
-    return _finish(run, status, error)
+    return lifecycle.finish(run, status, error=error)
 
 
 def _begin(run):
     # Counted here, not when the run is queued: images imported in between are proposed on too.
-    run.total = Image.objects.filter(iteration=run.iteration_id).count()
     done = ProposalOutcome.objects.filter(
         model_version=run.model_version_id, ok=True, image__iteration=run.iteration_id
     )
-    run.done = done.count()
-    run.proposals = done.aggregate(total=Sum("proposals"))["total"] or 0
-    run.failed = ProposalOutcome.objects.filter(run=run, ok=False).count()
-    run.status = RunStatus.RUNNING
-    run.started_at = run.started_at or timezone.now()
-    run.save(update_fields=["total", "done", "proposals", "failed", "status", "started_at"])
+    lifecycle.begin(
+        run,
+        total=Image.objects.filter(iteration=run.iteration_id).count(),
+        done=done.count(),
+        proposals=done.aggregate(total=Sum("proposals"))["total"] or 0,
+        failed=ProposalOutcome.objects.filter(run=run, ok=False).count(),
+    )
 
 
 def _pending_ids(run):
@@ -310,6 +308,8 @@ def _collect(run, in_flight, labels, model_version):
         # The group was rolled back: so are its counts.
         run.done, run.failed, run.proposals = counts
         raise
+    # Here, not per batch: with a slow or throttled model a batch can outlast the stale interval.
+    lifecycle.heartbeat(run)
     if stop:
         for future in in_flight:
             future.cancel()
@@ -378,11 +378,3 @@ def _superseded(run):
     return ProposalRun.objects.filter(pk=run.pk).values_list("status", flat=True).first() != (
         RunStatus.RUNNING
     )
-
-
-def _finish(run, status, error):
-    run.status = status
-    run.error = error
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
-    return run

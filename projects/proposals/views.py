@@ -17,6 +17,7 @@ from projects.proposals.panels import (
 )
 from projects.proposals.runs import ProposalRunError
 from projects.proposals.tasks import start_proposal_run
+from projects.runs import reconcile_soon
 
 PROGRESS_TEMPLATE = "projects/proposal_progress.html"
 
@@ -52,6 +53,7 @@ def _started(request, iteration, run):
 @require_GET
 def proposal_run_progress(request, slug, name, run_id):
     iteration = get_iteration_for_user(request.user, slug, name)
+    reconcile_soon()
     run = get_object_or_404(iteration.proposal_runs.select_related("model_version"), pk=run_id)
     if not request.htmx:
         return redirect("projects:iteration", slug=slug, name=name)

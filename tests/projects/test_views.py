@@ -69,7 +69,7 @@ def test_reviewer_cannot_change_settings_of_own_project(client, reviewer):
     assert client.get(reverse("projects:settings", args=["a"])).status_code == 403
 
 
-def test_owner_uploads_images_and_sees_the_report(client, owner):
+def test_owner_uploads_images_and_sees_the_report(client, owner, media_root):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests.factories import image_bytes
@@ -84,10 +84,15 @@ def test_owner_uploads_images_and_sees_the_report(client, owner):
         reverse("projects:iteration-upload", args=["logos", "v1"]), {"files": files}, follow=True
     )
     assert [str(m) for m in response.context["messages"]] == [
-        "1 imported, 0 skipped as duplicates, 1 rejected.",
-        "b.txt: not a .jpg, .jpeg or .png file",
+        "Importing the upload of 2 files in the background: its progress is shown below.",
     ]
+    page = response.content.decode()
+    assert ("<strong>upload of 2 files</strong>: Succeeded: 1 imported, 0 skipped as duplicates, "
+            "1 rejected") in page
+    assert "<li><code>b.txt</code>: not a .jpg, .jpeg or .png file</li>" in page
     assert list(iteration.images.values_list("name", flat=True)) == ["a.jpg"]
+    # The staged copies are gone once imported.
+    assert [p.name for p in (media_root / "staging" / "uploads").rglob("*") if p.is_file()] == []
 
 
 def test_reviewer_cannot_upload(client, reviewer):
@@ -145,6 +150,19 @@ def test_import_runs_partial_polls_only_while_an_import_is_under_way(client, own
     assert '<p class="error">access denied by S3</p>' in finished
     client.force_login(reviewer)
     assert client.get(url).status_code == 403
+
+
+def test_a_failed_import_shows_what_it_imported_before_it_stopped(client, owner):
+    from tests.factories import make_import_run
+
+    iteration = make_iteration(make_project("logos", owner=owner), "v1")
+    make_import_run(iteration, source="upload of 4 files", status="failed", imported=2,
+                    error="OSError: No space left on device")
+    client.force_login(owner)
+    part = client.get(reverse("projects:iteration-import-runs", args=["logos", "v1"])).content.decode()
+    assert ("<p><strong>upload of 4 files</strong>: Failed: 2 imported, 0 skipped as duplicates, "
+            "0 rejected</p>") in part
+    assert '<p class="error">OSError: No space left on device</p>' in part
 
 
 @pytest.mark.parametrize("image_bucket, message", [

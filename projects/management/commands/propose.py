@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
+from projects import runs as lifecycle
 from projects.management.progress import ProgressBar
-from projects.models import ProposalRun, RunStatus
+from projects.models import RunStatus
 from projects.proposals.runs import (
     DEFAULT_BATCH_SIZE,
     ProposalRunError,
@@ -47,9 +47,7 @@ class Command(BaseCommand):
         try:
             run = run_proposals(run=run, batch_size=max(batch_size, 1), progress=ProgressBar("Proposing"))
         except KeyboardInterrupt:
-            ProposalRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.STOPPED, error="interrupted", finished_at=timezone.now()
-            )
+            lifecycle.finish(run, RunStatus.STOPPED, error="interrupted")
             raise CommandError("interrupted: run the same command again to resume") from None
         self._report(run)
 

@@ -1,8 +1,16 @@
 import pytest
 
 from projects.aws import s3 as s3_module
-from projects.images.importing import ImportSourceError, import_files, import_folder, import_s3_prefix
-from projects.models import Image
+from projects.images.importing import (
+    ImportSourceError,
+    import_files,
+    import_folder,
+    import_s3_prefix,
+    run_import,
+    stage_upload,
+)
+from projects.images.tasks import start_upload
+from projects.models import Image, ImportRun, RunStatus
 from tests.factories import image_bytes, make_iteration
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +263,121 @@ def test_imported_files_are_stored_under_the_manifests_storage_prefix(tmp_path, 
 
     assert report.imported == 1
     assert iteration.images.get().source == "elsewhere/v1/x.jpg"
+
+
+# --- browser uploads: staged, then imported by an ImportRun -----------------------------------------
+
+
+def uploads(*names):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return [(name, SimpleUploadedFile(name, image_bytes(100, 100) if name.endswith(".jpg") else b"x"))
+            for name in names]
+
+
+def files_under(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+def test_an_upload_is_staged_then_imported_by_its_run_which_deletes_the_staged_files(media_root):
+    iteration = make_iteration()
+    run = stage_upload(iteration=iteration, files=uploads("a.jpg", "notes.txt"))
+    assert (run.status, run.source) == (RunStatus.QUEUED, "upload of 2 files")
+    assert [name for name, _ in run.staged_files] == ["a.jpg", "notes.txt"]
+    assert files_under(media_root) == [f"staging/uploads/{run.pk}/00000", f"staging/uploads/{run.pk}/00001"]
+
+    run_import(run=run)
+
+    run.refresh_from_db()
+    assert (run.status, run.imported, run.duplicates, run.rejected_count, run.rejected, run.staged_files) == (
+        RunStatus.SUCCEEDED, 1, 0, 1, [["notes.txt", "not a .jpg, .jpeg or .png file"]], [])
+    prefix = f"images/{iteration.project.slug}/v1/"
+    assert files_under(media_root) == [prefix + "a.jpg"]
+    again = run_import(run=stage_upload(iteration=iteration, files=uploads("a.jpg")))
+    assert (again.source, again.imported, again.duplicates) == ("upload of 1 file", 0, 1)
+    assert files_under(media_root) == [prefix + "a.jpg"]
+
+
+def test_an_upload_beats_for_every_file_it_stages_and_imports(monkeypatch):
+    from projects import runs
+
+    beats = []
+    monkeypatch.setattr(runs, "heartbeat", lambda run, **kwargs: beats.append(run.pk))
+    run = stage_upload(iteration=make_iteration(), files=uploads("a.jpg", "b.jpg", "notes.txt"))
+    assert beats == [run.pk] * 3
+    run_import(run=run)
+    assert beats == [run.pk] * 6
+
+
+def test_an_upload_failing_part_way_reports_what_it_imported_and_leaves_no_file_without_its_row(
+        media_root, monkeypatch):
+    from projects.images import importing
+
+    iteration = make_iteration()
+    run = stage_upload(iteration=iteration, files=uploads("a.jpg", "b.jpg", "c.jpg", "d.jpg"))
+    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+    real_store = importing._store
+
+    def store(name, handle):
+        if name.endswith("d.jpg"):
+            raise OSError("No space left on device")
+        return real_store(name, handle)
+
+    monkeypatch.setattr(importing, "_store", store)
+    with pytest.raises(OSError):
+        run_import(run=run)
+
+    run.refresh_from_db()
+    assert (run.status, run.error, run.imported, run.staged_files) == (
+        RunStatus.FAILED, "OSError: No space left on device", 2, [])
+    prefix = f"images/{iteration.project.slug}/v1/"
+    # a and b were written as a batch; c was stored but its row was not: its file is gone again.
+    assert list(iteration.images.order_by("position").values_list("source", flat=True)) == [
+        prefix + "a.jpg", prefix + "b.jpg"]
+    assert files_under(media_root) == [prefix + "a.jpg", prefix + "b.jpg"]
+
+
+def test_an_upload_the_storage_refuses_says_what_to_do_and_stages_nothing(
+        client, owner, media_root, monkeypatch):
+    from django.core.files.storage import default_storage
+    from django.urls import reverse
+
+    from tests.factories import make_project
+
+    make_iteration(make_project("logos", owner=owner), "v1")
+    real_save = default_storage.save
+
+    def save(name, content, **kwargs):
+        if name.endswith("00001"):
+            raise OSError("No space left on device")
+        return real_save(name, content, **kwargs)
+
+    monkeypatch.setattr(default_storage, "save", save)
+    client.force_login(owner)
+    files = [upload for _, upload in uploads("a.jpg", "b.jpg")]
+    page = client.post(reverse("projects:iteration-upload", args=["logos", "v1"]), {"files": files},
+                       follow=True)
+    message = ("the uploaded files could not be stored (No space left on device): upload them again, "
+               "or ask the administrator to check Loupe's storage")
+    assert [str(m) for m in page.context["messages"]] == [message]
+    run = ImportRun.objects.get()
+    assert (run.status, run.error, run.staged_files) == (RunStatus.FAILED, message, [])
+    assert files_under(media_root) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_is_imported_through_the_database_worker(database_tasks, media_root):
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    iteration = make_iteration()
+    run = start_upload(iteration=iteration, files=uploads("a.jpg", "notes.txt"))
+    assert (run.status, len(files_under(media_root / "staging"))) == (RunStatus.QUEUED, 2)
+
+    database_tasks()
+
+    run.refresh_from_db()
+    assert (run.status, run.imported, run.rejected_count, run.error) == (RunStatus.SUCCEEDED, 1, 1, "")
+    assert DBTaskResult.objects.get(pk=run.task_id).status == TaskResultStatus.SUCCESSFUL
+    assert list(iteration.images.values_list("name", flat=True)) == ["a.jpg"]
+    assert files_under(media_root) == [f"images/{iteration.project.slug}/v1/a.jpg"]

@@ -124,6 +124,25 @@ def test_background_run_records_why_it_failed(project):
     assert run.model_version is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_training_goes_through_the_database_worker(project, owner, database_tasks):
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    v1, test = iterations(project, "v1", "test")
+    run = start_local_training(project=project, iterations=[v1], name="v1", held_out=test, user=owner)
+    assert (run.status, run.model_version) == (RunStatus.QUEUED, None)
+
+    database_tasks()
+
+    run.refresh_from_db()
+    model = project.model_versions.get(name="v1")
+    assert (run.status, run.model_version, run.error) == (RunStatus.SUCCEEDED, model, "")
+    assert run.message == f"model v1 from v1, held out: test: 4 images, F1 {model.f1:.3f}"
+    assert run.started_at <= run.heartbeat_at <= run.finished_at
+    assert DBTaskResult.objects.get(pk=run.task_id).status == TaskResultStatus.SUCCESSFUL
+
+
 def test_train_local_command(project, capsys):
     call_command("train_local", "logos", "--from", "v1", "--name", "v1", "--held-out", "test")
 

@@ -213,6 +213,30 @@ def test_publish_writes_the_manifest_to_s3_and_shows_its_uri(client, owner, iter
     assert export.uri in page.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_goes_through_the_database_worker(owner, iteration, s3, database_tasks):
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from projects.manifests.tasks import start_publish
+
+    s3.create_bucket(Bucket="out-bucket")
+    iteration.project.output_location = "s3://out-bucket/manifests/"
+    iteration.project.save()
+    export = start_publish(iteration=iteration, user=owner)
+    assert (export.status, export.uri) == (RunStatus.QUEUED, "")
+
+    database_tasks()
+
+    export.refresh_from_db()
+    assert (export.kind, export.status, export.lines, export.error) == (
+        Export.Kind.S3, RunStatus.SUCCEEDED, 1, "")
+    assert export.started_at <= export.heartbeat_at <= export.finished_at
+    assert DBTaskResult.objects.get(pk=export.task_id).status == TaskResultStatus.SUCCESSFUL
+    stored = s3.get_object(Bucket="out-bucket", Key=export.uri[len("s3://out-bucket/"):])
+    assert stored["Body"].read().decode() == json.dumps(SPEC_LINE) + "\n"
+
+
 def test_publish_with_a_split_writes_train_and_test_manifests(client, owner, iteration, s3):
     s3.create_bucket(Bucket="out-bucket")
     project = iteration.project

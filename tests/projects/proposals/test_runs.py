@@ -427,3 +427,26 @@ def test_a_run_counts_its_images_once_when_it_starts(setup):
     run = run_proposals(run=run, backend=FakeBackend(default=[BOX]))
     assert (run.total, run.done) == (6, 6)
     assert run_context(run)["percent"] == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_proposal_run_goes_through_the_database_worker(setup, database_tasks, monkeypatch):
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from projects.proposals import runs as proposals
+
+    iteration, images, model = setup
+    monkeypatch.setattr(proposals, "backend_for", lambda model_version: FakeBackend(default=[BOX]))
+    run = start_proposal_run(iteration=iteration, model_version=model, concurrency=2)
+    assert (run.status, run.done) == (RunStatus.QUEUED, 0)
+
+    database_tasks()
+
+    run.refresh_from_db()
+    assert (run.status, run.total, run.done, run.failed, run.proposals, run.error) == (
+        RunStatus.SUCCEEDED, 5, 5, 0, 5, "")
+    assert run.started_at <= run.heartbeat_at <= run.finished_at
+    assert DBTaskResult.objects.get(pk=run.task_id).status == TaskResultStatus.SUCCESSFUL
+    iteration.refresh_from_db()
+    assert iteration.model_version == model
