@@ -66,7 +66,7 @@ def create_iteration(*, project, name):
     if project.iterations.filter(name=name).exists():
         raise ProjectSetupError(f"iteration {project.slug}/{name} already exists")
     iteration = Iteration(project=project, name=name)
-    _validate(iteration, exclude=["project", "model_version"])
+    _validate(iteration, exclude=["project", "shown_model"])
     iteration.save()
     return iteration
 

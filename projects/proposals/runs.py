@@ -23,7 +23,6 @@ from projects.detections import (
     check_detection,
 )
 from projects.models import (
-    DEFAULT_THRESHOLD,
     Image,
     ModelVersion,
     Proposal,
@@ -93,7 +92,6 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
     """
     if labels is None:
         labels = {label.name: label for label in image.iteration.project.labels.all()}
-    thresholds = model_version.thresholds or {}
     rows, scored, skipped = [], [], []
     for detection in detections:
         check_detection(detection)
@@ -106,7 +104,7 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
             image=image, model_version=model_version, label=label, left=left, top=top,
             width=width, height=height, confidence=detection.confidence,
         ))
-        scored.append((detection.confidence, thresholds.get(detection.label, DEFAULT_THRESHOLD)))
+        scored.append((detection.confidence, model_version.threshold_for(label.pk)))
     unknown = tuple(sorted(set(skipped)))
     note = (
         f"skipped {len(skipped)} detection(s) of labels not in the project: {', '.join(unknown)}"
@@ -116,8 +114,8 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
         Proposal.objects.filter(image=image, model_version=model_version).delete()
         ProposalOutcome.objects.filter(image=image, model_version=model_version).delete()
         Proposal.objects.bulk_create(rows)
-        image.uncertainty = uncertainty_score(scored)
-        Image.objects.filter(pk=image.pk).update(uncertainty=image.uncertainty)
+        image.priority = uncertainty_score(scored)
+        Image.objects.filter(pk=image.pk).update(priority=image.priority)
         ProposalOutcome.objects.create(
             image=image, model_version=model_version, run=run, ok=True, proposals=len(rows),
             error_code=UNKNOWN_LABELS if skipped else "", error=note,
@@ -363,9 +361,9 @@ def _show_model(run):
     cannot leave them stored but hidden. The iteration is held in memory: one write per run.
     """
     iteration = run.iteration
-    if iteration.model_version_id != run.model_version_id:
-        iteration.model_version = run.model_version
-        iteration.save(update_fields=["model_version"])
+    if iteration.shown_model_id != run.model_version_id:
+        iteration.shown_model = run.model_version
+        iteration.save(update_fields=["shown_model"])
 
 
 def _save_counts(run):

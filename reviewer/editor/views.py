@@ -96,7 +96,7 @@ def _get_page_image_for_user(user, image_id):
     """get_image_for_user, with what the page shows (the iteration's model for the label thresholds,
     the lease holder's and reviewer's names) in the same query."""
     return get_image_for_user(
-        user, image_id, related=("iteration__model_version", "leased_by", "reviewed_by")
+        user, image_id, related=("iteration__shown_model", "leased_by", "reviewed_by")
     )
 
 

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         except (ProjectSetupError, TrainingError) as error:
             raise CommandError(str(error)) from None
         f1 = f"F1 {model.f1:.3f} on {held.name}" if model.f1 is not None else "no held-out F1"
-        thresholds = ", ".join(f"{label} {value:.0f}" for label, value in sorted(model.thresholds.items()))
+        thresholds = ", ".join(
+            f"{label.name} {model.threshold_for(label.pk):.0f}" for label in found.labels.order_by("name")
+        )
         self.stdout.write(self.style.SUCCESS(
             f"Model {found.slug}:{model.name} is ready: {model.training_images} training images, "
             f"{f1}; thresholds {thresholds}."
