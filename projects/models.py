@@ -171,14 +171,6 @@ def end_leases_of_deleted_user(sender, instance, **kwargs):
     Image.objects.filter(leased_by=instance).update(leased_by=None, lease_expires_at=None)
 
 
-class ImageQuerySet(models.QuerySet):
-    def awaiting_review(self):
-        return self.filter(status=Image.Status.PENDING)
-
-    def reviewed(self):
-        return self.filter(status=Image.Status.REVIEWED)
-
-
 class Image(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Awaiting review"
@@ -221,8 +213,6 @@ class Image(models.Model):
     # Optimistic locking: every saved review bumps it; a submit carrying an older one is stale.
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
-
-    objects = ImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["iteration", "position", "id"]

@@ -31,7 +31,6 @@ from projects.models import (
     RunStatus,
 )
 from projects.proposals.backends import backend_for
-from projects.provisioning import ProjectSetupError
 
 logger = logging.getLogger("loupe.proposals")
 
@@ -43,18 +42,6 @@ RUN_STATE = (
 )
 class ProposalRunError(Exception):
     """A run cannot be started as asked; the message says what to do."""
-
-
-def find_model_version(*, project, name):
-    """The project's model version called `name`, or ProjectSetupError listing the ones it has."""
-    model_version = project.model_versions.filter(name=name).first()
-    if model_version is None:
-        known = ", ".join(project.model_versions.values_list("name", flat=True)) or "none yet"
-        raise ProjectSetupError(
-            f"project {project.slug!r} has no model version {name!r} (it has: {known}); "
-            f"Rekognition versions appear after 'manage.py sync_models {project.slug}'"
-        )
-    return model_version
 
 
 # --- storing what a model said about one image ---------------------------------------------------

@@ -106,13 +106,6 @@ def test_box_geometry_must_be_positive():
                                         origin=Box.Origin.ADDED))
 
 
-def test_awaiting_review_queryset():
-    iteration = make_iteration()
-    pending = make_image(iteration)
-    make_image(iteration, status=Image.Status.REVIEWED)
-    assert list(Image.objects.awaiting_review()) == [pending]
-
-
 # -- thresholds are kept by label id ---------------------------------------------------------------
 
 def test_threshold_for_reads_by_label_id_and_defaults_to_50():
