@@ -8,7 +8,7 @@
   keep the data); image_queue_hardest keeps its name and, in the database, the index itself (a
   renamed column stays in its indexes on PostgreSQL and SQLite).
 - Iteration.status (never used) is dropped.
-- Foreign keys that a composite index leads with lose their own index.
+- Foreign keys that a composite index leads with lose their own index (DROP INDEX only).
 - Proposal.label and Box.label are RESTRICT: a label in use cannot be deleted, a project can.
 """
 
@@ -56,6 +56,12 @@ def pair_leases(apps, schema_editor):
     )
 
 
+def drop_index(table, column, name):
+    return migrations.RunSQL(
+        f'DROP INDEX IF EXISTS "{name}"', f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")'
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -82,51 +88,66 @@ class Migration(migrations.Migration):
         ),
         migrations.RenameField(model_name="iteration", old_name="model_version", new_name="shown_model"),
         migrations.RemoveField(model_name="iteration", name="status"),
-        migrations.AlterField(
-            model_name="image",
-            name="iteration",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="images",
-                to="projects.iteration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="image",
-            name="leased_by",
-            field=models.ForeignKey(
-                blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+", to=settings.AUTH_USER_MODEL,
-            ),
-        ),
-        migrations.AlterField(
-            model_name="proposal",
-            name="image",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="proposals",
-                to="projects.image",
-            ),
+        # db_index=False on foreign keys that a composite index leads with. AlterField would drop and
+        # re-add each foreign key constraint around the DROP INDEX, re-checking every row of the big
+        # tables; the state changes alone and the database only loses the index (same name on
+        # PostgreSQL and SQLite, as Django derives it from table and column).
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                drop_index("projects_image", "iteration_id", "projects_image_iteration_id_69f4ebe8"),
+                drop_index("projects_image", "leased_by_id", "projects_image_leased_by_id_a544bea1"),
+                drop_index("projects_proposal", "image_id", "projects_proposal_image_id_e0041e37"),
+                drop_index("projects_proposaloutcome", "image_id", "projects_proposaloutcome_image_id_25f56eee"),
+                drop_index("projects_proposaloutcome", "run_id", "projects_proposaloutcome_run_id_940d6d9e"),
+            ],
+            state_operations=[
+                migrations.AlterField(
+                    model_name="image",
+                    name="iteration",
+                    field=models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="images",
+                        to="projects.iteration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="image",
+                    name="leased_by",
+                    field=models.ForeignKey(
+                        blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+", to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="proposal",
+                    name="image",
+                    field=models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="proposals",
+                        to="projects.image",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="proposaloutcome",
+                    name="image",
+                    field=models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="proposal_outcomes",
+                        to="projects.image",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="proposaloutcome",
+                    name="run",
+                    field=models.ForeignKey(
+                        blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="outcomes", to="projects.proposalrun",
+                    ),
+                ),
+            ],
         ),
         migrations.AlterField(
             model_name="proposal",
             name="label",
             field=models.ForeignKey(
                 on_delete=django.db.models.deletion.RESTRICT, related_name="proposals", to="projects.labelclass"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="proposaloutcome",
-            name="image",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="proposal_outcomes",
-                to="projects.image",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="proposaloutcome",
-            name="run",
-            field=models.ForeignKey(
-                blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL,
-                related_name="outcomes", to="projects.proposalrun",
             ),
         ),
         migrations.AddConstraint(

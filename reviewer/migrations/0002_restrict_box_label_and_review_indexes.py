@@ -7,6 +7,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def drop_index(table, column, name):
+    return migrations.RunSQL(
+        f'DROP INDEX IF EXISTS "{name}"', f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")'
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -22,20 +28,30 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.RESTRICT, related_name="boxes", to="projects.labelclass"
             ),
         ),
-        migrations.AlterField(
-            model_name="review",
-            name="image",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="reviews",
-                to="projects.image",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="review",
-            name="reviewer",
-            field=models.ForeignKey(
-                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="reviews",
-                to=settings.AUTH_USER_MODEL,
-            ),
+        # State only for the database's foreign key constraints: AlterField would drop and re-add
+        # them around the DROP INDEX, re-checking every review (see projects 0006).
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                drop_index("reviewer_review", "image_id", "reviewer_review_image_id_b5990246"),
+                drop_index("reviewer_review", "reviewer_id", "reviewer_review_reviewer_id_dc1d4e1f"),
+            ],
+            state_operations=[
+                migrations.AlterField(
+                    model_name="review",
+                    name="image",
+                    field=models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="reviews",
+                        to="projects.image",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="review",
+                    name="reviewer",
+                    field=models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="reviews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
         ),
     ]
