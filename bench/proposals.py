@@ -2,7 +2,7 @@
 
 - instant: a backend that answers at once (two boxes per image), so the figure is Loupe's own
   overhead per image (loading, thread pool hand-off, one transaction writing proposals, outcome and
-  uncertainty, counters);
+  queue priority, counters);
 - sleep: a backend that sleeps 200 ms per call, like a Rekognition call, at concurrency 1, 8 and 16,
   each sized to take a few seconds; the ideal is concurrency / 0.2 s images per second.
 
@@ -79,7 +79,9 @@ def time_case(project, iteration, concurrency, latency, repeat):
     for attempt in range(repeat):
         model = ModelVersion.objects.create(
             project=project, name=f"{iteration.name}-{attempt}", kind=ModelVersion.Kind.REKOGNITION,
-            arn="arn:bench", thresholds={"aws-logo": 70.0, "smile-logo": 40.0},
+            arn="arn:bench", thresholds=ModelVersion.thresholds_from({
+                label.pk: {"aws-logo": 70.0, "smile-logo": 40.0}[label.name] for label in project.labels.all()
+            }),
         )
         run = create_proposal_run(iteration=iteration, model_version=model, concurrency=concurrency)
         started = time.perf_counter()

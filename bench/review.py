@@ -68,15 +68,15 @@ def populate(images, per_image):
     project = Project.objects.create(slug="bench", name="Bench")
     labels = [LabelClass.objects.create(project=project, name=n, hotkey=i + 1, order=i)
               for i, n in enumerate(["aws-logo", "smile-logo", "other"])]
-    model = ModelVersion.objects.create(project=project, name="m1", kind="imported",
-                                        thresholds={"aws-logo": 50, "smile-logo": 40})
-    iteration = Iteration.objects.create(project=project, name="v2", model_version=model)
+    thresholds = ModelVersion.thresholds_from({labels[0].pk: 50, labels[1].pk: 40})
+    model = ModelVersion.objects.create(project=project, name="m1", kind="imported", thresholds=thresholds)
+    iteration = Iteration.objects.create(project=project, name="v2", shown_model=model)
     users = [get_user_model().objects.create_user(f"reviewer{n}") for n in range(4)]
     Membership.objects.bulk_create([Membership(project=project, user=user) for user in users])
     rng, now = random.Random(7), timezone.now()
     image_table, proposal_table = Image._meta.db_table, Proposal._meta.db_table
     image_columns = ["iteration_id", "source", "name", "width", "height", "depth", "file_size", "format",
-                     "position", "random_key", "uncertainty", "status", "no_objects", "version", "created_at"]
+                     "position", "random_key", "priority", "status", "no_objects", "version", "created_at"]
     proposal_columns = ["image_id", "model_version_id", "label_id", "left", "top", "width", "height",
                         "confidence", "created_at"]
     with transaction.atomic():
@@ -94,7 +94,7 @@ def populate(images, per_image):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     # Two colleagues hold the hardest images: every claim steps over their leases.
-    hardest = Image.objects.filter(iteration=iteration).order_by("-uncertainty", "id")
+    hardest = Image.objects.filter(iteration=iteration).order_by("-priority", "id")
     for user, image in zip(users[1:3], hardest[:2], strict=True):
         Image.objects.filter(pk=image.pk).update(leased_by=user, lease_expires_at=now + timedelta(hours=2))
     return iteration, labels, users
@@ -118,7 +118,7 @@ def review_boxes(image, labels, round_number):
     from projects.models import Proposal
     from reviewer.editor.reviews import BoxInput
 
-    proposals = list(Proposal.objects.filter(image=image, model_version=image.iteration.model_version_id)
+    proposals = list(Proposal.objects.filter(image=image, model_version=image.iteration.shown_model_id)
                      .order_by("-confidence", "id"))
     boxes = [BoxInput(p.label_id, round(p.left), round(p.top), round(p.width), round(p.height), p.pk)
              for p in proposals]

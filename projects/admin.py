@@ -80,17 +80,17 @@ class MembershipAdmin(OwnedProjectsAdmin):
 
 @admin.register(Iteration)
 class IterationAdmin(OwnedProjectsAdmin):
-    list_display = ["name", "project", "status", "model_version", "created_at"]
-    list_filter = [("project", admin.RelatedOnlyFieldListFilter), "status"]
+    list_display = ["name", "project", "shown_model", "created_at"]
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "project__slug"]
-    raw_id_fields = ["model_version"]
+    raw_id_fields = ["shown_model"]
 
 
 @admin.register(Image)
 class ImageAdmin(OwnedProjectsAdmin):
     project_path = "iteration__project"
     list_display = [
-        "name", "iteration", "status", "no_objects", "width", "height", "uncertainty",
+        "name", "iteration", "status", "no_objects", "width", "height", "priority",
         "reviewed_by", "leased_by", "lease_expires_at",
     ]
     list_filter = ["status", "no_objects", ("iteration__project", admin.RelatedOnlyFieldListFilter), "format"]
@@ -106,6 +106,16 @@ class ModelVersionAdmin(OwnedProjectsAdmin):
     list_filter = ["kind", "status", ("project", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "arn"]
     raw_id_fields = ["trained_from"]
+    readonly_fields = ["label_thresholds"]
+
+    @admin.display(description="Thresholds by label")
+    def label_thresholds(self, obj):
+        # The stored field is keyed by label id; this shows the names people know them by.
+        if obj.pk is None:
+            return "-"
+        return ", ".join(
+            f"{label.name}: {obj.threshold_for(label.pk):g}" for label in obj.project.labels.all()
+        )
 
 
 @admin.register(Proposal)

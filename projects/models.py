@@ -136,15 +136,10 @@ class Membership(models.Model):
 
 
 class Iteration(models.Model):
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Closed"
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="iterations")
     name = models.CharField(max_length=64, validators=[iteration_name_validator])
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
-    # The model whose proposals reviewers see in this iteration.
-    model_version = models.ForeignKey(
+    # The model whose proposals reviewers are shown in this iteration.
+    shown_model = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -161,16 +156,20 @@ class Iteration(models.Model):
 
 def lease_is_free(now):
     """The one rule for an image nobody holds at `now`: no holder, or the lease has run out.
-    Image.lease_is_free_at() says the same of a loaded row."""
-    return Q(leased_by__isnull=True) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    Image.lease_is_free_at() says the same of a loaded row. The image_lease_set_together
+    constraint makes "no holder" and "no expiry" the same thing."""
+    return Q(leased_by__isnull=True) | Q(lease_expires_at__lte=now)
 
 
-class ImageQuerySet(models.QuerySet):
-    def awaiting_review(self):
-        return self.filter(status=Image.Status.PENDING)
+def end_leases_of_deleted_user(sender, instance, **kwargs):
+    """pre_delete of the user model (connected in ProjectsConfig.ready): the user's leases end,
+    holder and expiry in one UPDATE, inside the deletion's transaction and before it.
 
-    def reviewed(self):
-        return self.filter(status=Image.Status.REVIEWED)
+    Image.leased_by's SET_NULL alone would clear the holder and leave the expiry, which
+    image_lease_set_together refuses: Django writes each on_delete field update as its own UPDATE,
+    and a CHECK cannot be deferred. After this receiver the SET_NULL finds nothing left to do.
+    """
+    Image.objects.filter(leased_by=instance).update(leased_by=None, lease_expires_at=None)
 
 
 class Image(models.Model):
@@ -178,7 +177,10 @@ class Image(models.Model):
         PENDING = "pending", "Awaiting review"
         REVIEWED = "reviewed", "Reviewed"
 
-    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="images")
+    # No index of its own: the image_queue_* indexes and image_unique_source lead with it.
+    iteration = models.ForeignKey(
+        Iteration, on_delete=models.CASCADE, related_name="images", db_index=False
+    )
     # Either "s3://bucket/key" (the image stays in S3) or a name in Loupe's default storage.
     source = models.CharField(max_length=1024)
     name = models.CharField(max_length=255, help_text="File name shown to people.")
@@ -190,8 +192,9 @@ class Image(models.Model):
     # File order within the iteration, and a fixed random key, so every queue order has an index.
     position = models.PositiveIntegerField(default=0)
     random_key = models.PositiveIntegerField(default=random_key)
-    # Higher means the model was less sure: reviewed first in "hardest first" order.
-    uncertainty = models.FloatField(default=0.0)
+    # Queue priority, higher first in "hardest first" order: how much the model needs a person
+    # here (projects.proposals.runs.uncertainty_score).
+    priority = models.FloatField(default=0.0)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     no_objects = models.BooleanField(default=False, help_text="Verified to contain no objects.")
@@ -200,25 +203,31 @@ class Image(models.Model):
         related_name="+",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # A lease: both set (someone holds the image until then) or both null (image_lease_set_together).
+    # Deleting the holder ends the lease through end_leases_of_deleted_user. No index of its own
+    # for leased_by: image_lease leads with it.
     leased_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+",
+        related_name="+", db_index=False,
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Optimistic locking: every saved review bumps it; a submit carrying an older one is stale.
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = ImageQuerySet.as_manager()
-
     class Meta:
         ordering = ["iteration", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["iteration", "source"], name="image_unique_source"),
             models.CheckConstraint(condition=Q(width__gt=0, height__gt=0), name="image_size_positive"),
+            models.CheckConstraint(
+                condition=Q(leased_by__isnull=True, lease_expires_at__isnull=True)
+                | Q(leased_by__isnull=False, lease_expires_at__isnull=False),
+                name="image_lease_set_together",
+            ),
         ]
         indexes = [
-            models.Index(fields=["iteration", "status", "-uncertainty", "id"], name="image_queue_hardest"),
+            models.Index(fields=["iteration", "status", "-priority", "id"], name="image_queue_hardest"),
             models.Index(fields=["iteration", "status", "position", "id"], name="image_queue_file"),
             models.Index(fields=["iteration", "status", "random_key", "id"], name="image_queue_random"),
             models.Index(fields=["leased_by", "lease_expires_at"], name="image_lease"),
@@ -232,7 +241,7 @@ class Image(models.Model):
         return self.source.startswith("s3://")
 
     def lease_is_free_at(self, now):
-        return self.leased_by_id is None or self.lease_expires_at is None or self.lease_expires_at <= now
+        return self.leased_by_id is None or self.lease_expires_at <= now
 
 
 class ModelVersion(models.Model):
@@ -270,7 +279,8 @@ class ModelVersion(models.Model):
     # Local detector: the stored exemplar file in Loupe's storage.
     artifact = models.CharField(max_length=1024, blank=True)
     f1 = models.FloatField(null=True, blank=True)
-    # {"label name": assumed threshold 0..100}
+    # {"<label id>": assumed threshold 0..100}: keyed by id, so renaming a label keeps its threshold.
+    # Read it through threshold_for() or thresholds_by_label(), write it with thresholds_from().
     thresholds = models.JSONField(default=dict, blank=True)
     trained_from = models.ForeignKey(
         Iteration, null=True, blank=True, on_delete=models.SET_NULL, related_name="trained_models"
@@ -287,13 +297,34 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.project.slug}:{self.name}"
 
+    def threshold_for(self, label_id):
+        """This model's threshold (0..100) for a label id; DEFAULT_THRESHOLD when it has none."""
+        value = (self.thresholds or {}).get(str(label_id)) if label_id is not None else None
+        return DEFAULT_THRESHOLD if value is None else float(value)
+
+    def thresholds_by_label(self, label_ids=None):
+        """{label id: threshold} for the given label ids, or for every label of the project."""
+        if label_ids is None:
+            label_ids = self.project.labels.values_list("pk", flat=True)
+        return {label_id: self.threshold_for(label_id) for label_id in label_ids}
+
+    @staticmethod
+    def thresholds_from(by_label_id):
+        """What the thresholds field holds for {label id: threshold 0..100}."""
+        return {str(label_id): float(value) for label_id, value in by_label_id.items()}
+
 
 class Proposal(models.Model):
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="proposals")
+    # No index of its own: proposal_image_model leads with it.
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="proposals", db_index=False)
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="proposals"
     )
-    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="proposals")
+    # The same rule as Box.label: RESTRICT. Deleting a label that proposals use is refused
+    # (RestrictedError; the admin lists them as protected objects): delete or relabel them first.
+    # Deleting the whole project works, because RESTRICT (unlike PROTECT) lets a deletion go ahead
+    # when the same cascade also deletes the proposals (here through their image or model version).
+    label = models.ForeignKey(LabelClass, on_delete=models.RESTRICT, related_name="proposals")
     # All four are null for an image-level label (no geometry).
     left = models.FloatField(null=True, blank=True)
     top = models.FloatField(null=True, blank=True)
@@ -410,10 +441,15 @@ class ImportRun(BackgroundRun):
 class ProposalOutcome(models.Model):
     """Whether a model version has already proposed on an image: what makes runs resumable."""
 
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="proposal_outcomes")
+    # Neither image nor run has an index of its own: proposal_outcome_unique and
+    # proposal_outcome_run lead with them.
+    image = models.ForeignKey(
+        Image, on_delete=models.CASCADE, related_name="proposal_outcomes", db_index=False
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(
-        ProposalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="outcomes"
+        ProposalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="outcomes",
+        db_index=False,
     )
     ok = models.BooleanField(default=True)
     error_code = models.CharField(max_length=64, blank=True)

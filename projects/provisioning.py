@@ -66,7 +66,7 @@ def create_iteration(*, project, name):
     if project.iterations.filter(name=name).exists():
         raise ProjectSetupError(f"iteration {project.slug}/{name} already exists")
     iteration = Iteration(project=project, name=name)
-    _validate(iteration, exclude=["project", "model_version"])
+    _validate(iteration, exclude=["project", "shown_model"])
     iteration.save()
     return iteration
 
@@ -86,23 +86,41 @@ def add_member(*, project, username, role):
     return membership
 
 
-def find_iteration(ref):
-    """'PROJECT/ITERATION' -> Iteration, or ProjectSetupError naming what is missing."""
-    slug, sep, name = ref.partition("/")
-    if not sep or not slug or not name:
-        raise ProjectSetupError(f"{ref!r} is not PROJECT/ITERATION (e.g. logos/v2)")
-    project = find_project(slug)
-    iteration = project.iterations.filter(name=name).first()
-    if iteration is None:
-        raise ProjectSetupError(
-            f"project {slug!r} has no iteration {name!r}: "
-            f"create it with 'manage.py create_iteration {slug}/{name}'"
-        )
-    return iteration
-
+# -- resolving what a command names: the one place for "PROJECT", "PROJECT/ITERATION", a model -------
 
 def find_project(slug):
     project = Project.objects.filter(slug=slug).first()
     if project is None:
         raise ProjectSetupError(f"no project {slug!r}: create it with 'manage.py create_project'")
     return project
+
+
+def find_iteration(ref, *, project=None):
+    """'PROJECT/ITERATION' -> Iteration; with `project`, ref is an iteration name in that project.
+    ProjectSetupError names what is missing."""
+    if project is None:
+        slug, sep, name = ref.partition("/")
+        if not sep or not slug or not name:
+            raise ProjectSetupError(f"{ref!r} is not PROJECT/ITERATION (e.g. logos/v2)")
+        project = find_project(slug)
+    else:
+        name = ref.strip()
+    iteration = project.iterations.filter(name=name).first()
+    if iteration is None:
+        raise ProjectSetupError(
+            f"project {project.slug!r} has no iteration {name!r}: "
+            f"create it with 'manage.py create_iteration {project.slug}/{name}'"
+        )
+    return iteration
+
+
+def find_model_version(*, project, name):
+    """The project's model version called `name`, or ProjectSetupError listing the ones it has."""
+    model_version = project.model_versions.filter(name=name).first()
+    if model_version is None:
+        known = ", ".join(project.model_versions.values_list("name", flat=True)) or "none yet"
+        raise ProjectSetupError(
+            f"project {project.slug!r} has no model version {name!r} (it has: {known}); "
+            f"Rekognition versions appear after 'manage.py sync_models {project.slug}'"
+        )
+    return model_version

@@ -32,7 +32,7 @@ def project_detail(request, slug):
     iterations = project.iterations.annotate(
         image_count=Count("images"),
         reviewed_count=Count("images", filter=Q(images__status=Image.Status.REVIEWED)),
-    ).order_by("created_at", "id")
+    ).select_related("shown_model").order_by("created_at", "id")
     context = {
         "project": project,
         "iterations": iterations,

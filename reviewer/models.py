@@ -14,7 +14,11 @@ class Box(models.Model):
         IMPORTED = "imported", "Imported"
 
     image = models.ForeignKey("projects.Image", on_delete=models.CASCADE, related_name="boxes")
-    label = models.ForeignKey("projects.LabelClass", on_delete=models.PROTECT, related_name="boxes")
+    # Reviewed truth keeps its label: deleting a label that boxes use is refused (RestrictedError;
+    # the admin lists the boxes as protected objects). Proposal.label has the same rule. RESTRICT,
+    # not PROTECT: deleting the whole project deletes the boxes through their images in the same
+    # cascade, which RESTRICT allows and PROTECT would refuse.
+    label = models.ForeignKey("projects.LabelClass", on_delete=models.RESTRICT, related_name="boxes")
     left = models.FloatField()
     top = models.FloatField()
     width = models.FloatField()
@@ -50,9 +54,12 @@ class Box(models.Model):
 class Review(models.Model):
     """One submitted review of an image: who, when, how long, and every per-box decision."""
 
-    image = models.ForeignKey("projects.Image", on_delete=models.CASCADE, related_name="reviews")
+    # Neither has an index of its own: review_by_image and review_by_reviewer lead with them.
+    image = models.ForeignKey(
+        "projects.Image", on_delete=models.CASCADE, related_name="reviews", db_index=False
+    )
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews", db_index=False
     )
     started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(default=timezone.now)

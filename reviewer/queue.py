@@ -17,7 +17,7 @@ from django.utils import timezone
 from projects.models import Image, Project, lease_is_free
 
 ORDERINGS = {
-    Project.ReviewOrder.HARDEST: ("-uncertainty", "id"),
+    Project.ReviewOrder.HARDEST: ("-priority", "id"),
     Project.ReviewOrder.RANDOM: ("random_key", "id"),
     Project.ReviewOrder.FILE: ("position", "id"),
 }

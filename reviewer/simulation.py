@@ -7,7 +7,6 @@ loop exercises the real thing.
 from dataclasses import dataclass
 
 from projects import geometry
-from projects.models import DEFAULT_THRESHOLD
 from reviewer.editor.reviews import BoxInput, submit_review
 from reviewer.queue import claim_next
 
@@ -35,11 +34,10 @@ def review_against_truth(*, image, truth, labels):
     redrawn (and relabelled) to the object; objects no proposal found are drawn from scratch; every
     other shown proposal is rejected.
     """
-    model_version = image.iteration.model_version
-    thresholds = (model_version.thresholds or {}) if model_version else {}
+    model_version = image.iteration.shown_model
     proposals = list(image.proposals.filter(model_version=model_version, left__isnull=False)
-                     .select_related("label")) if model_version else []
-    shown = [p for p in proposals if p.confidence >= thresholds.get(p.label.name, DEFAULT_THRESHOLD)]
+                     ) if model_version else []
+    shown = [p for p in proposals if p.confidence >= model_version.threshold_for(p.label_id)]
     hidden = [p.pk for p in proposals if p not in shown]
     boxes, used = [], set()
     for obj in truth:

@@ -64,6 +64,11 @@ def make_model_version(project, name="v1", *, kind=ModelVersion.Kind.IMPORTED, *
     return ModelVersion.objects.create(project=project, name=name, kind=kind, **fields)
 
 
+def thresholds(project, by_name):
+    """What ModelVersion.thresholds holds for {label name: threshold}."""
+    return ModelVersion.thresholds_from({label(project, name).pk: value for name, value in by_name.items()})
+
+
 def label(project, name):
     return project.labels.get(name=name)
 

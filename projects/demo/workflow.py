@@ -83,8 +83,8 @@ def propose(*, iteration, model_version, progress=None):
         image__iteration=iteration, model_version=model_version, ok=True
     ).count()
     if done and done == iteration.images.count():
-        if iteration.model_version_id != model_version.pk:
-            Iteration.objects.filter(pk=iteration.pk).update(model_version=model_version)
+        if iteration.shown_model_id != model_version.pk:
+            Iteration.objects.filter(pk=iteration.pk).update(shown_model=model_version)
         return None
     run = create_proposal_run(
         iteration=iteration, model_version=model_version, concurrency=PROPOSAL_CONCURRENCY
@@ -129,9 +129,6 @@ def delete_project(project):
     images = Image.objects.filter(iteration__project=project)
     files = [source for source in images.values_list("source", flat=True) if not source.startswith("s3://")]
     files += [artifact for artifact in project.model_versions.values_list("artifact", flat=True) if artifact]
-    # Reviews and boxes protect their reviewers and labels: they go first.
-    Review.objects.filter(image__iteration__project=project).delete()
-    Box.objects.filter(image__iteration__project=project).delete()
     project.delete()
     for name in files:
         if default_storage.exists(name):

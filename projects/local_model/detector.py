@@ -331,7 +331,7 @@ class LocalDetectorBackend:
     """The proposal backend of a local ModelVersion.
 
     Boxes down to UNCERTAIN_BAND below each label's threshold are returned: reviewers who lower
-    the confidence filter see the near misses, and the queue's uncertainty score counts them.
+    the confidence filter see the near misses, and the queue's priority (uncertainty_score) counts them.
     """
 
     def __init__(self, model_version):
@@ -339,6 +339,8 @@ class LocalDetectorBackend:
             raise ModelNotReady(f"model {model_version.name} is not a ready local model")
         self.model_version = model_version
         self.exemplars = load_exemplars(model_version)
+        # Detections name their label; thresholds are kept by label id.
+        self.label_ids = dict(model_version.project.labels.values_list("name", "pk"))
 
     def detect(self, image):
         try:
@@ -348,8 +350,8 @@ class LocalDetectorBackend:
         return self.detect_bytes(data)
 
     def detect_bytes(self, data):
-        thresholds = self.model_version.thresholds or {}
+        threshold_for = self.model_version.threshold_for
         return [
             detection for detection in detect_grey(decode_grey(data), self.exemplars)
-            if detection.confidence >= thresholds.get(detection.label, 0) - UNCERTAIN_BAND
+            if detection.confidence >= threshold_for(self.label_ids.get(detection.label)) - UNCERTAIN_BAND
         ]

@@ -66,12 +66,16 @@ def train_local_model(*, project, iterations, name, held_out=None, progress=None
         model_version.artifact = default_storage.save(
             f"models/{project.slug}/{name}.npz", ContentFile(exemplars.to_bytes())
         )
-        labels = list(project.labels.values_list("name", flat=True))
-        model_version.thresholds = {label: DEFAULT_THRESHOLD for label in labels}
+        label_ids = dict(project.labels.values_list("name", "pk"))
+        # The detector and the evaluation speak label names; the model stores label ids.
+        by_name = {name: DEFAULT_THRESHOLD for name in label_ids}
         if held_out is not None:
             matching = evaluate(exemplars=exemplars, iteration=held_out, alive=alive)
-            model_version.thresholds = evaluation.best_thresholds(matching, labels)
-            model_version.f1 = round(matching.f1(model_version.thresholds), 4)
+            by_name = evaluation.best_thresholds(matching, list(label_ids))
+            model_version.f1 = round(matching.f1(by_name), 4)
+        model_version.thresholds = ModelVersion.thresholds_from(
+            {label_ids[name]: value for name, value in by_name.items()}
+        )
     except Exception as error:
         model_version.status, model_version.status_message = FAILED, f"{type(error).__name__}: {error}"
         model_version.save()

@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from projects.geometry import frame_pixels
 from projects.manifests.checks import ManifestValidator, ValidationReport, validate_lines
-from projects.models import DEFAULT_THRESHOLD, Image, Proposal
+from projects.models import Image, Proposal
 from reviewer.models import Box
 
 # validate_lines lives with the rules but is part of this module's interface for other features.
@@ -169,11 +169,6 @@ def source_resolver(iteration):
     return resolve
 
 
-def _thresholds_by_label(model_version, labels):
-    thresholds = model_version.thresholds or {}
-    return {label.pk: float(thresholds.get(label.name, DEFAULT_THRESHOLD)) for label in labels}
-
-
 def _rows(queryset):
     """All rows of a values_list queryset as plain tuples.
 
@@ -262,13 +257,13 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
     labels = list(project.labels.order_by("order", "name", "id"))
     ids = class_ids(labels)
     names = {index: label.name for index, label in enumerate(labels)}
-    model_version = iteration.model_version if include_unreviewed else None
+    model_version = iteration.shown_model if include_unreviewed else None
     if include_unreviewed and model_version is None:
         raise ManifestError(
             f"iteration {iteration} has no model version, so there are no proposals to export for "
             "unreviewed images: run proposals first, or export reviewed images only"
         )
-    thresholds = _thresholds_by_label(model_version, labels) if model_version else {}
+    thresholds = model_version.thresholds_by_label([label.pk for label in labels]) if model_version else {}
     resolve = source_resolver(iteration)
     formatter = LineFormatter(class_names=names, job=job_name(iteration))
     fallback_date = format_creation_date(now or datetime.now(UTC))

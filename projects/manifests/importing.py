@@ -98,7 +98,7 @@ class _Importer:
             self.position = position
             self._load_labels()
             self.model_versions.clear()
-            self.iteration.refresh_from_db(fields=["model_version"])
+            self.iteration.refresh_from_db(fields=["shown_model"])
             raise
         return stored
 
@@ -197,7 +197,9 @@ class _Importer:
         claimed = (
             Image.objects.filter(pk=image.pk, version=image.version).filter(lease_is_free(now))
             .update(version=F("version") + 1, status=Image.Status.REVIEWED, no_objects=not boxes,
-                    reviewed_at=attribute.created, reviewed_by=None)
+                    reviewed_at=attribute.created, reviewed_by=None,
+                    # An expired lease ends with the review, holder and expiry together.
+                    leased_by=None, lease_expires_at=None)
         )
         if not claimed:
             self.warn(number, f"{image.source} was opened or saved by a reviewer during the import: "
@@ -209,6 +211,7 @@ class _Importer:
         image.version += 1
         image.status, image.no_objects = Image.Status.REVIEWED, not boxes
         image.reviewed_at, image.reviewed_by = attribute.created, None
+        image.leased_by, image.lease_expires_at = None, None
 
     def _framed(self, number, image, attribute):
         """(label, box clipped to the frame, confidence 0..1) for each box that is in the image."""
@@ -236,10 +239,10 @@ class _Importer:
                 project=self.project, name=f"imported:{self.iteration.name}:{attribute}",
                 defaults={"kind": ModelVersion.Kind.IMPORTED, "status": ModelVersion.Status.READY},
             )
-            if self.iteration.model_version_id is None:
+            if self.iteration.shown_model_id is None:
                 # Reviewers see the proposals of the iteration's model version.
-                self.iteration.model_version = model_version
-                self.iteration.save(update_fields=["model_version"])
+                self.iteration.shown_model = model_version
+                self.iteration.save(update_fields=["shown_model"])
             self.model_versions[attribute] = model_version
         return self.model_versions[attribute]
 

@@ -24,13 +24,13 @@ def panel_context(request, iteration, *, form=None, error="", is_owner=None):
         "is_owner": is_owner,
         "form": form or StartProposalRunForm(project=project, initial=_initial(iteration)),
         "error": error,
-        "shown_model": iteration.model_version,
+        "shown_model": iteration.shown_model,
         **(run_context(run) if run else {"run": None}),
     }
 
 
 def _initial(iteration):
-    return {"model_version": iteration.model_version_id} if iteration.model_version_id else {}
+    return {"model_version": iteration.shown_model_id} if iteration.shown_model_id else {}
 
 
 def run_context(run):

@@ -64,8 +64,8 @@ def import_predictions(*, iteration, model_version, lines, attribute=None):
         except LineError as error:
             report.problems.append((number, str(error)))
     if report.images:
-        iteration.model_version = model_version
-        iteration.save(update_fields=["model_version"])
+        iteration.shown_model = model_version
+        iteration.save(update_fields=["shown_model"])
     return report
 
 

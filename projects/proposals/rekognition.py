@@ -334,7 +334,12 @@ def _sync_one(project, description, report):
         except (s3.S3Error, RekognitionError) as error:
             report.problems.append((name, f"evaluation summary not read: {error}"))
         else:
-            fields["thresholds"] = summary.thresholds
+            # Rekognition names labels; the model keeps thresholds by label id. Names the project
+            # does not have (a label deleted since training) are skipped.
+            label_ids = dict(project.labels.values_list("name", "pk"))
+            fields["thresholds"] = ModelVersion.thresholds_from({
+                label_ids[label]: value for label, value in summary.thresholds.items() if label in label_ids
+            })
             fields["training_images"] = summary.training_images
             if fields["f1"] is None:
                 fields["f1"] = summary.f1

@@ -24,7 +24,6 @@ from projects.detections import (
     check_detection,
 )
 from projects.models import (
-    DEFAULT_THRESHOLD,
     Image,
     ModelVersion,
     Proposal,
@@ -33,7 +32,6 @@ from projects.models import (
     RunStatus,
 )
 from projects.proposals.backends import backend_for
-from projects.provisioning import ProjectSetupError
 
 logger = logging.getLogger("loupe.proposals")
 
@@ -46,18 +44,6 @@ RUN_STATE = (
 )
 class ProposalRunError(Exception):
     """A run cannot be started as asked; the message says what to do."""
-
-
-def find_model_version(*, project, name):
-    """The project's model version called `name`, or ProjectSetupError listing the ones it has."""
-    model_version = project.model_versions.filter(name=name).first()
-    if model_version is None:
-        known = ", ".join(project.model_versions.values_list("name", flat=True)) or "none yet"
-        raise ProjectSetupError(
-            f"project {project.slug!r} has no model version {name!r} (it has: {known}); "
-            f"Rekognition versions appear after 'manage.py sync_models {project.slug}'"
-        )
-    return model_version
 
 
 # --- storing what a model said about one image ---------------------------------------------------
@@ -95,7 +81,6 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
     """
     if labels is None:
         labels = {label.name: label for label in image.iteration.project.labels.all()}
-    thresholds = model_version.thresholds or {}
     rows, scored, skipped = [], [], []
     for detection in detections:
         check_detection(detection)
@@ -108,7 +93,7 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
             image=image, model_version=model_version, label=label, left=left, top=top,
             width=width, height=height, confidence=detection.confidence,
         ))
-        scored.append((detection.confidence, thresholds.get(detection.label, DEFAULT_THRESHOLD)))
+        scored.append((detection.confidence, model_version.threshold_for(label.pk)))
     unknown = tuple(sorted(set(skipped)))
     note = (
         f"skipped {len(skipped)} detection(s) of labels not in the project: {', '.join(unknown)}"
@@ -118,8 +103,8 @@ def store_detections(*, image, model_version, detections, run=None, labels=None)
         Proposal.objects.filter(image=image, model_version=model_version).delete()
         ProposalOutcome.objects.filter(image=image, model_version=model_version).delete()
         Proposal.objects.bulk_create(rows)
-        image.uncertainty = uncertainty_score(scored)
-        Image.objects.filter(pk=image.pk).update(uncertainty=image.uncertainty)
+        image.priority = uncertainty_score(scored)
+        Image.objects.filter(pk=image.pk).update(priority=image.priority)
         ProposalOutcome.objects.create(
             image=image, model_version=model_version, run=run, ok=True, proposals=len(rows),
             error_code=UNKNOWN_LABELS if skipped else "", error=note,
@@ -363,9 +348,9 @@ def _show_model(run):
     cannot leave them stored but hidden. The iteration is held in memory: one write per run.
     """
     iteration = run.iteration
-    if iteration.model_version_id != run.model_version_id:
-        iteration.model_version = run.model_version
-        iteration.save(update_fields=["model_version"])
+    if iteration.shown_model_id != run.model_version_id:
+        iteration.shown_model = run.model_version
+        iteration.save(update_fields=["shown_model"])
 
 
 def _save_counts(run):

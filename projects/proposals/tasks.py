@@ -26,5 +26,5 @@ def start_proposal_run(*, iteration, model_version, concurrency, user=None):
     )
     run = background.enqueue(run, run_proposal_run, run_id=run.pk)
     # The task may already have switched the iteration to this model (see runs._show_model).
-    iteration.refresh_from_db(fields=["model_version"])
+    iteration.refresh_from_db(fields=["shown_model"])
     return run

@@ -23,7 +23,7 @@ def image_payload(*, image, user, now, editable, fresh_progress=False):
         "version": image.version,
         # The model whose proposals these items are: sent back on submit, so the save is judged
         # against what this page showed even if a proposal run switches the iteration's model.
-        "model_version": iteration.model_version_id,
+        "model_version": iteration.shown_model_id,
         "status": image.status,
         "no_objects": image.no_objects,
         "editable": editable,
@@ -45,7 +45,7 @@ def editor_items(image):
     On a pending image those proposals are undecided; on a reviewed one the reviewer rejected them,
     and correcting the image can accept them again.
     """
-    model_version_id = image.iteration.model_version_id
+    model_version_id = image.iteration.shown_model_id
     boxes = list(Box.objects.filter(image=image).select_related("proposal").order_by("id"))
     items = [_box_item(box, image, model_version_id) for box in boxes]
     if model_version_id is None:
@@ -81,7 +81,7 @@ def _proposal_item(proposal, image, state):
 
 
 def labels_payload(iteration):
-    thresholds = iteration.model_version.thresholds if iteration.model_version_id else {}
+    model = iteration.shown_model if iteration.shown_model_id else None
     payload, seen = [], set()
     for index, label in enumerate(iteration.project.labels.order_by("order", "name")):
         # Labels left on the default colour would be indistinguishable on the image: give repeats
@@ -89,7 +89,9 @@ def labels_payload(iteration):
         color = label.color if label.color not in seen else LABEL_COLORS[index % len(LABEL_COLORS)]
         seen.add(color)
         payload.append({"id": label.pk, "name": label.name, "color": color, "hotkey": label.hotkey,
-                        "threshold": _threshold(thresholds.get(label.name))})
+                        # No model shown: nothing to filter. A model without a threshold for the
+                        # label: DEFAULT_THRESHOLD, as the export and the simulated reviewers use.
+                        "threshold": _threshold(model.threshold_for(label.pk)) if model else 0.0})
     return payload
 
 

@@ -80,7 +80,7 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
     _check_shape(boxes, no_objects)
     elapsed_ms = min(max(elapsed_ms, 0), MAX_ELAPSED_MS)
     if model_version_id is None:
-        model_version_id = image.iteration.model_version_id
+        model_version_id = image.iteration.shown_model_id
     proposals = _shown_proposals(image, model_version_id)
     project_labels = LabelClass.objects.filter(project_id=image.iteration.project_id).order_by()
     label_ids = set(project_labels.values_list("id", flat=True))

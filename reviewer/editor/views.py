@@ -96,7 +96,7 @@ def _get_page_image_for_user(user, image_id):
     """get_image_for_user, with what the page shows (the iteration's model for the label thresholds,
     the lease holder's and reviewer's names) in the same query."""
     return get_image_for_user(
-        user, image_id, related=("iteration__model_version", "leased_by", "reviewed_by")
+        user, image_id, related=("iteration__shown_model", "leased_by", "reviewed_by")
     )
 
 
@@ -111,8 +111,7 @@ def image_page(request, image_id):
         "project": iteration.project,
         "editable": editable,
         "can_reopen": _may_reopen(request.user, image),
-        "held_by_other": image.leased_by if image.leased_by_id and not editable and
-        image.lease_expires_at and image.lease_expires_at > now else None,
+        "held_by_other": image.leased_by if not editable and not image.lease_is_free_at(now) else None,
         "payload": image_payload(image=image, user=request.user, now=now, editable=editable,
                                  fresh_progress=True),
         "labels": labels_payload(iteration),

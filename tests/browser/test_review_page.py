@@ -16,6 +16,7 @@ from tests.factories import (
     make_project,
     make_proposal,
     make_user,
+    thresholds,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,12 +29,13 @@ def project(reviewer):
 
 @pytest.fixture
 def model(project):
-    return make_model_version(project, "m1", thresholds={"aws-logo": 50, "smile-logo": 50})
+    return make_model_version(project, "m1",
+                              thresholds=thresholds(project, {"aws-logo": 50, "smile-logo": 50}))
 
 
 @pytest.fixture
 def iteration(project, model):
-    return make_iteration(project, "v2", model_version=model)
+    return make_iteration(project, "v2", shown_model=model)
 
 
 def stored_image(iteration, name, **fields):
@@ -66,8 +68,8 @@ def list_states(page):
 
 def test_enter_accepts_every_proposal_and_the_next_image_appears(login_page, live_server, reviewer,
                                                                  iteration, model):
-    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
-    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    first = stored_image(iteration, "a.jpg", priority=0.9)
+    second = stored_image(iteration, "b.jpg", priority=0.1)
     make_proposal(first, "aws-logo", (10, 20, 100, 50), confidence=92, model_version=model)
     make_proposal(first, "smile-logo", (150.4, 100.2, 60, 40), confidence=81, model_version=model)
     page = open_review(login_page, live_server, reviewer, iteration)
@@ -191,8 +193,8 @@ def test_no_objects_key_saves_the_image_as_empty(login_page, live_server, review
 
 
 def test_skip_gives_the_image_back_and_shows_the_next(login_page, live_server, reviewer, iteration):
-    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
-    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    first = stored_image(iteration, "a.jpg", priority=0.9)
+    second = stored_image(iteration, "b.jpg", priority=0.1)
     page = open_review(login_page, live_server, reviewer, iteration)
     assert page.url.endswith(f"/review/images/{first.pk}/")
     with page.expect_response(lambda r: r.url.endswith("/skip")):
@@ -236,8 +238,8 @@ def test_a_lost_lease_is_explained_and_the_work_is_kept_for_a_retry(login_page, 
 
 def test_back_reopens_the_last_image_and_a_correction_replaces_its_boxes(login_page, live_server, reviewer,
                                                                          iteration, model):
-    first = stored_image(iteration, "a.jpg", uncertainty=0.9)
-    second = stored_image(iteration, "b.jpg", uncertainty=0.1)
+    first = stored_image(iteration, "a.jpg", priority=0.9)
+    second = stored_image(iteration, "b.jpg", priority=0.1)
     make_proposal(first, "aws-logo", (10, 20, 100, 50), confidence=92, model_version=model)
     kept = make_proposal(first, "smile-logo", (150, 100, 60, 40), confidence=81, model_version=model)
     page = open_review(login_page, live_server, reviewer, iteration)
@@ -268,8 +270,8 @@ def test_work_on_an_open_page_is_saved_after_a_new_proposal_run(login_page, live
     # An owner starts a proposal run with another model while the page is open.
     newer = make_model_version(project, "m2")
     make_proposal(image, "smile-logo", (150, 100, 60, 40), confidence=90, model_version=newer)
-    iteration.model_version = newer
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = newer
+    iteration.save(update_fields=["shown_model"])
 
     submit_with(page, "Enter")
 

@@ -6,9 +6,11 @@ from tests.factories import (
     make_box,
     make_image,
     make_iteration,
+    make_model_version,
     make_project,
     make_proposal,
     make_user,
+    thresholds,
 )
 
 pytestmark = pytest.mark.django_db
@@ -59,3 +61,26 @@ def test_staff_owner_can_only_pick_projects_they_own(client):
     response = client.get(reverse("admin:projects_membership_add"))
     choices = [label for _value, label in response.context["adminform"].form.fields["project"].choices]
     assert choices == ["---------", "mine"]
+
+
+def test_admin_refuses_to_delete_a_label_in_use_and_says_why(client):
+    project = make_project("logos")
+    make_box(make_image(make_iteration(project, "v1")), "aws-logo")
+    aws = project.labels.get(name="aws-logo")
+    client.force_login(_superuser())
+
+    response = client.post(reverse("admin:projects_labelclass_delete", args=[aws.pk]), {"post": "yes"})
+
+    assert response.status_code == 200
+    assert "would require deleting the following protected related objects" in response.content.decode()
+    assert project.labels.filter(pk=aws.pk).exists()
+
+
+def test_model_version_admin_shows_thresholds_by_label_name(client):
+    project = make_project("logos")
+    model = make_model_version(project, "m1", thresholds=thresholds(project, {"aws-logo": 72.5}))
+    client.force_login(_superuser())
+
+    response = client.get(reverse("admin:projects_modelversion_change", args=[model.pk]))
+
+    assert "aws-logo: 72.5, smile-logo: 50" in response.content.decode()

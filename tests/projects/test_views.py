@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_image, make_iteration, make_project, make_user
+from tests.factories import make_image, make_iteration, make_model_version, make_project, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -230,13 +230,18 @@ def test_image_file_redirects_to_a_presigned_url_for_s3_images(client, reviewer,
 def test_project_and_iteration_pages_show_counts(client, owner):
     from projects.models import Image
 
-    iteration = make_iteration(make_project("logos", owner=owner, name="Logos"), "v1")
+    project = make_project("logos", owner=owner, name="Logos")
+    iteration = make_iteration(project, "v1", shown_model=make_model_version(project, "rk-7"))
     make_image(iteration, status=Image.Status.REVIEWED)
     make_image(iteration)
+    make_iteration(project, "v2")
     client.force_login(owner)
     detail = client.get(reverse("projects:detail", args=["logos"]))
     row = detail.context["iterations"][0]
     assert (row.name, row.image_count, row.reviewed_count) == ("v1", 2, 1)
+    html = detail.content.decode()
+    assert "<th>Model shown</th>" in html
+    assert "<td>rk-7</td>" in html and "<td>none</td>" in html
     page = client.get(reverse("projects:iteration", args=["logos", "v1"]))
     assert page.context["counts"] == {"total": 2, "reviewed": 1, "empty": 0}
     assert b"2 images \xc2\xb7 1 reviewed" in page.content

@@ -8,7 +8,14 @@ from projects.manifests.checks import validate_lines
 from projects.models import Image, ModelVersion, Project, ProposalRun
 from reviewer import simulation
 from reviewer.models import Box, Review
-from tests.factories import make_image, make_iteration, make_model_version, make_project, make_proposal
+from tests.factories import (
+    make_image,
+    make_iteration,
+    make_model_version,
+    make_project,
+    make_proposal,
+    thresholds,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +54,7 @@ def test_demo_loop_runs_the_whole_loop_on_real_figures(capsys, var_dir):
              (demodata.demo_image(demodata.DEFAULT_SEED, "v2", index) for index in range(6))}
     assert Box.objects.filter(image__iteration=v2).count() == sum(len(t) for t in truth.values())
     # The proposals came from model v1 and some of them were kept by the reviewers.
-    assert v2.model_version == models["v1"]
+    assert v2.shown_model == models["v1"]
     assert Box.objects.filter(image__iteration=v2, proposal__model_version=models["v1"]).exists()
     manifest = var_dir / "demo-loop" / "demo-loop-1-v2.manifest"
     assert validate_lines(manifest.read_text().splitlines()).ok
@@ -100,8 +107,9 @@ def _snapshot(project):
 
 def test_simulated_reviewer_accepts_fixes_rejects_and_adds():
     project = make_project()
-    model = make_model_version(project, "v1", kind="local", thresholds={"aws-logo": 50, "smile-logo": 50})
-    iteration = make_iteration(project, "v2", model_version=model)
+    model = make_model_version(project, "v1", kind="local",
+                               thresholds=thresholds(project, {"aws-logo": 50, "smile-logo": 50}))
+    iteration = make_iteration(project, "v2", shown_model=model)
     image = make_image(iteration, width=400, height=300)
     exact = make_proposal(image, "aws-logo", (10, 10, 100, 50), confidence=90, model_version=model)
     loose = make_proposal(image, "smile-logo", (200, 100, 60, 60), confidence=70, model_version=model)

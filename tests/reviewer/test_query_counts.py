@@ -25,11 +25,11 @@ SUBMIT_VIEW_QUERIES = 23
 def populate(size, reviewer):
     project = make_project(f"size-{size}", reviewer=reviewer)
     model = make_model_version(project, "m1")
-    iteration = make_iteration(project, "v1", model_version=model)
+    iteration = make_iteration(project, "v1", shown_model=model)
     rng = random.Random(size)
     Image.objects.bulk_create(
         [Image(iteration=iteration, source=f"s3://b/{n}.jpg", name=f"{n}.jpg", width=640, height=480,
-               position=n, uncertainty=rng.random(), random_key=rng.randrange(2**31)) for n in range(size)],
+               position=n, priority=rng.random(), random_key=rng.randrange(2**31)) for n in range(size)],
         batch_size=2000,
     )
     aws = label(project, "aws-logo")
@@ -41,7 +41,7 @@ def populate(size, reviewer):
     )
     # Someone else holds the two hardest images: the claim has to step over their leases.
     holder = make_user(f"holder-{size}")
-    hardest = list(iteration.images.order_by("-uncertainty", "id").values_list("pk", flat=True)[:3])
+    hardest = list(iteration.images.order_by("-priority", "id").values_list("pk", flat=True)[:3])
     Image.objects.filter(pk__in=hardest[:2]).update(leased_by=holder, lease_expires_at=timezone.now()
                                                     + timezone.timedelta(minutes=5))
     return iteration, aws, hardest[2]

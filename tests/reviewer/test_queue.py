@@ -31,8 +31,8 @@ def iteration(reviewer):
 
 
 def images(iteration, *specs):
-    return [make_image(iteration, name=name, position=position, uncertainty=uncertainty, random_key=key)
-            for name, position, uncertainty, key in specs]
+    return [make_image(iteration, name=name, position=position, priority=priority, random_key=key)
+            for name, position, priority, key in specs]
 
 
 SPECS = [("a", 1, 0.2, 20), ("b", 2, 0.9, 30), ("c", 3, 0.5, 10)]
@@ -159,7 +159,7 @@ def test_concurrent_claimers_never_get_the_same_image(tmp_path):
         iteration = make_iteration(project, "v1")
         Image.objects.bulk_create([
             Image(iteration=iteration, source=f"s3://b/{n}.jpg", name=f"{n}.jpg", width=10, height=10,
-                  position=n, uncertainty=n % 7) for n in range(60)])
+                  position=n, priority=n % 7) for n in range(60)])
         users = [make_user(f"claimer{n}") for n in range(6)]
         # Every round, all reviewers claim at the same moment, then all save: each claim races the
         # others (SQLite's lock would otherwise let one thread take every image in turn).

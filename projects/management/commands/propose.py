@@ -7,11 +7,10 @@ from projects.proposals.runs import (
     DEFAULT_BATCH_SIZE,
     ProposalRunError,
     create_proposal_run,
-    find_model_version,
     run_proposals,
 )
 from projects.proposals.tasks import start_proposal_run
-from projects.provisioning import ProjectSetupError, find_iteration
+from projects.provisioning import ProjectSetupError, find_iteration, find_model_version
 
 SHOWN_FAILURES = 20
 

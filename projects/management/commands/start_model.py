@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from projects.proposals.rekognition import RekognitionError, start_model
-from projects.proposals.runs import find_model_version
-from projects.provisioning import ProjectSetupError, find_project
+from projects.provisioning import ProjectSetupError, find_model_version, find_project
 
 
 class ModelServingCommand(BaseCommand):

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from projects.local_model.learning import train_local_model
 from projects.local_model.training import TrainingError
 from projects.management.progress import ProgressBar
-from projects.provisioning import ProjectSetupError, find_project
+from projects.provisioning import ProjectSetupError, find_iteration, find_project
 
 
 class Command(BaseCommand):
@@ -23,8 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args, project, sources, name, held_out, **options):
         try:
             found = find_project(project)
-            iterations = [_iteration(found, ref) for ref in sources.split(",") if ref.strip()]
-            held = _iteration(found, held_out) if held_out else None
+            iterations = [find_iteration(ref, project=found) for ref in sources.split(",") if ref.strip()]
+            held = find_iteration(held_out, project=found) if held_out else None
             model = train_local_model(
                 project=found, iterations=iterations, name=name, held_out=held,
                 progress=ProgressBar("Measuring exemplars"),
@@ -32,15 +32,11 @@ class Command(BaseCommand):
         except (ProjectSetupError, TrainingError) as error:
             raise CommandError(str(error)) from None
         f1 = f"F1 {model.f1:.3f} on {held.name}" if model.f1 is not None else "no held-out F1"
-        thresholds = ", ".join(f"{label} {value:.0f}" for label, value in sorted(model.thresholds.items()))
+        thresholds = ", ".join(
+            f"{label.name} {model.threshold_for(label.pk):.0f}" for label in found.labels.order_by("name")
+        )
         self.stdout.write(self.style.SUCCESS(
             f"Model {found.slug}:{model.name} is ready: {model.training_images} training images, "
             f"{f1}; thresholds {thresholds}."
         ))
 
-
-def _iteration(project, name):
-    iteration = project.iterations.filter(name=name.strip()).first()
-    if iteration is None:
-        raise ProjectSetupError(f"project {project.slug!r} has no iteration {name.strip()!r}")
-    return iteration

@@ -12,8 +12,8 @@ from projects.local_model.forms import TrainLocalModelForm
 from projects.local_model.learning import evaluate, train_local_model
 from projects.local_model.tasks import start_local_training
 from projects.local_model.training import TrainingError
-from projects.models import DEFAULT_THRESHOLD, Membership, ModelVersion, RunStatus, TrainingRun
-from tests.factories import make_user
+from projects.models import Membership, ModelVersion, RunStatus, TrainingRun
+from tests.factories import label, make_user, thresholds
 
 pytestmark = pytest.mark.django_db
 SIZES = {"v1": 4, "v2": 2, "test": 4}
@@ -46,11 +46,12 @@ def test_training_stores_exemplars_thresholds_and_held_out_f1(project):
     with default_storage.open(model.artifact, "rb") as handle:
         exemplars = detector.ExemplarSet.from_bytes(handle.read())
     assert exemplars.labels == ["aws-logo", "smile-logo"]
-    assert set(model.thresholds) == {"aws-logo", "smile-logo"}
-    assert all(0 <= value <= 100 for value in model.thresholds.values())
+    by_name = {label.name: model.threshold_for(label.pk) for label in project.labels.all()}
+    assert set(model.thresholds) == {str(label.pk) for label in project.labels.all()}
+    assert all(0 <= value <= 100 for value in by_name.values())
     # The stored F1 is what the stored exemplars score on the held-out set at the stored thresholds.
     matching = evaluate(exemplars=exemplars, iteration=test)
-    assert model.f1 == round(matching.f1(model.thresholds), 4)
+    assert model.f1 == round(matching.f1(by_name), 4)
     assert 0 < model.f1 <= 1
 
 
@@ -59,7 +60,7 @@ def test_without_held_out_thresholds_default_and_f1_is_unknown(project):
 
     model = train_local_model(project=project, iterations=[v1], name="v1")
 
-    assert model.thresholds == {"aws-logo": DEFAULT_THRESHOLD, "smile-logo": DEFAULT_THRESHOLD}
+    assert model.thresholds == thresholds(project, {"aws-logo": 50.0, "smile-logo": 50.0})
     assert model.f1 is None
 
 
@@ -70,7 +71,8 @@ def test_the_trained_model_proposes_through_its_backend(project):
     found = detector.LocalDetectorBackend(model).detect(v2.images.first())
 
     assert found and all(isinstance(d, Detection) for d in found)
-    assert all(d.confidence >= model.thresholds[d.label] - UNCERTAIN_BAND for d in found)
+    threshold = {name: model.threshold_for(label(project, name).pk) for name in ("aws-logo", "smile-logo")}
+    assert all(d.confidence >= threshold[d.label] - UNCERTAIN_BAND for d in found)
     assert all(0 <= d.confidence <= 100 for d in found)
 
 

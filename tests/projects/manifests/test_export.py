@@ -23,6 +23,7 @@ from tests.factories import (
     make_model_version,
     make_project,
     make_proposal,
+    thresholds,
 )
 
 pytestmark = pytest.mark.django_db
@@ -179,9 +180,9 @@ def test_empty_verified_images_export_with_no_annotations_unless_opted_out(itera
 
 def test_include_unreviewed_exports_proposals_above_each_threshold_as_machine_labels(iteration):
     project = iteration.project
-    model = make_model_version(project, "v1", thresholds={"aws-logo": 60.0})
+    model = make_model_version(project, "v1", thresholds=thresholds(project, {"aws-logo": 60.0}))
     other = make_model_version(project, "v0")
-    iteration.model_version = model
+    iteration.shown_model = model
     iteration.save()
     pending = make_image(iteration, source="s3://b/pending.jpg")
     make_proposal(pending, "aws-logo", (10, 10, 50, 50), confidence=59.9, model_version=model)
@@ -211,7 +212,7 @@ def test_include_unreviewed_exports_proposals_above_each_threshold_as_machine_la
 
 def test_include_unreviewed_with_only_unreviewed_images(iteration):
     model = make_model_version(iteration.project, "v1")
-    iteration.model_version = model
+    iteration.shown_model = model
     iteration.save()
     pending = make_image(iteration, source="s3://b/pending.jpg")
     make_proposal(pending, "smile-logo", (30, 30, 50, 50), confidence=100.0, model_version=model)

@@ -93,7 +93,7 @@ def test_machine_labels_become_proposals_of_an_imported_model_version(iteration)
     model = ModelVersion.objects.get()
     assert (model.name, model.kind) == ("imported:v1:bounding-box", ModelVersion.Kind.IMPORTED)
     iteration.refresh_from_db()
-    assert iteration.model_version == model
+    assert iteration.shown_model == model
     proposals = [(p.label.name, p.left, p.top, p.width, p.height, p.confidence)
                  for p in Proposal.objects.order_by("-confidence")]
     assert proposals == [("aws-logo", 1, 2, 30, 40, 91.0), ("smile-logo", 5, 6, 70, 80, 40.0)]

@@ -56,7 +56,7 @@ def test_custom_labels_lines_become_pixel_proposals(iteration, version):
     ]
     assert version.kind == ModelVersion.Kind.IMPORTED
     iteration.refresh_from_db()
-    assert iteration.model_version == version
+    assert iteration.shown_model == version
 
 
 def test_manifest_lines_become_proposals_with_confidence_times_100(iteration, version):

@@ -21,7 +21,7 @@ from projects.proposals.rekognition import (
     sync_model_versions,
 )
 from projects.proposals.runs import create_proposal_run, run_proposals
-from tests.factories import make_image, make_iteration, make_model_version, make_project
+from tests.factories import label, make_image, make_iteration, make_model_version, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -339,6 +339,9 @@ SUMMARY = {
          "Metrics": {"F1Score": 0.93, "Precision": 0.9, "Recall": 0.96, "Threshold": 0.725}},
         {"Label": "smile-logo",
          "Metrics": {"F1Score": 0.88, "Precision": 0.9, "Recall": 0.86, "Threshold": 0.2}},
+        # A label the project no longer has: its threshold is not kept.
+        {"Label": "retired-logo",
+         "Metrics": {"F1Score": 0.5, "Precision": 0.5, "Recall": 0.5, "Threshold": 0.6}},
     ],
 }
 
@@ -346,7 +349,7 @@ SUMMARY = {
 def test_parse_evaluation_summary_converts_thresholds_to_percent():
     summary = parse_evaluation_summary(SUMMARY)
     assert (summary.f1, summary.thresholds, summary.training_images) == (
-        0.91, {"aws-logo": 72.5, "smile-logo": 20.0}, 240
+        0.91, {"aws-logo": 72.5, "smile-logo": 20.0, "retired-logo": 60.0}, 240
     )
 
 
@@ -383,9 +386,10 @@ def test_sync_reads_every_page_and_the_summary_from_s3(stubbed, model, s3):
         row.name: (row.kind, row.status, row.f1, row.thresholds, row.training_images)
         for row in model.project.model_versions.all()
     }
+    aws, smile = (str(label(model.project, name).pk) for name in ("aws-logo", "smile-logo"))
     assert rows == {
         "logos.v1": ("rekognition", "STOPPED", None, {}, None),
-        "logos.v2": ("rekognition", "TRAINING_COMPLETED", 0.9, {"aws-logo": 72.5, "smile-logo": 20.0}, 240),
+        "logos.v2": ("rekognition", "TRAINING_COMPLETED", 0.9, {aws: 72.5, smile: 20.0}, 240),
         "logos.v3": ("rekognition", "TRAINING_FAILED", None, {}, None),
     }
 

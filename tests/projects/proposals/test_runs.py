@@ -13,7 +13,7 @@ from projects.proposals.runs import (
     uncertainty_score,
 )
 from projects.proposals.tasks import start_proposal_run
-from tests.factories import make_image, make_iteration, make_model_version, make_project
+from tests.factories import make_image, make_iteration, make_model_version, make_project, thresholds
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,8 @@ def setup():
     iteration = make_iteration(project, "v2")
     images = [make_image(iteration, source=f"s3://b/v2/img-{n}.jpg", position=n) for n in range(5)]
     model = make_model_version(
-        project, "rk-1", kind=ModelVersion.Kind.REKOGNITION, arn="arn:x", thresholds={"aws-logo": 70.0}
+        project, "rk-1", kind=ModelVersion.Kind.REKOGNITION, arn="arn:x",
+        thresholds=thresholds(project, {"aws-logo": 70.0}),
     )
     return iteration, images, model
 
@@ -54,7 +55,7 @@ def _run(iteration, model, concurrency=2):
     return create_proposal_run(iteration=iteration, model_version=model, concurrency=concurrency)
 
 
-def test_run_stores_proposals_outcomes_counts_and_uncertainty(setup):
+def test_run_stores_proposals_outcomes_counts_and_priority(setup):
     iteration, images, model = setup
     backend = FakeBackend(
         {"img-0.jpg": [BOX, Detection("smile-logo", 12.5, None)]}, default=[BOX]
@@ -76,10 +77,10 @@ def test_run_stores_proposals_outcomes_counts_and_uncertainty(setup):
     images[0].refresh_from_db()
     # aws-logo at 80 is 10 from its threshold 70 (borderline); smile-logo at 12.5 is 37.5 from the
     # default 50: one borderline box plus 1 - 10/100.
-    assert images[0].uncertainty == 1.9
+    assert images[0].priority == 1.9
     assert ProposalOutcome.objects.filter(model_version=model, ok=True).count() == 5
     iteration.refresh_from_db()
-    assert iteration.model_version == model
+    assert iteration.shown_model == model
 
 
 def test_per_image_errors_are_recorded_and_the_run_goes_on(setup):
@@ -332,8 +333,8 @@ def test_a_database_failure_fails_the_run_with_counts_matching_what_was_written(
 # -- which model the iteration shows ----------------------------------------------------------------
 
 def shown_model(iteration):
-    iteration.refresh_from_db(fields=["model_version"])
-    return iteration.model_version
+    iteration.refresh_from_db(fields=["shown_model"])
+    return iteration.shown_model
 
 
 @pytest.fixture
@@ -341,8 +342,8 @@ def shown(setup):
     """The iteration already shows an earlier model's proposals."""
     iteration, images, model = setup
     earlier = make_model_version(iteration.project, "batch-0", kind=ModelVersion.Kind.IMPORTED)
-    iteration.model_version = earlier
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = earlier
+    iteration.save(update_fields=["shown_model"])
     return iteration, images, model, earlier
 
 
@@ -396,8 +397,8 @@ def test_a_run_whose_every_image_failed_keeps_the_earlier_model(shown):
 def test_a_successful_run_with_nothing_left_to_do_shows_its_model(shown):
     iteration, images, model, earlier = shown
     run_proposals(run=_run(iteration, model), backend=FakeBackend(default=[BOX]))
-    iteration.model_version = earlier
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = earlier
+    iteration.save(update_fields=["shown_model"])
     backend = FakeBackend(default=[BOX])
     run = run_proposals(run=_run(iteration, model), backend=backend)
     assert (backend.calls, run.status, run.done) == ([], RunStatus.SUCCEEDED, 5)
@@ -407,9 +408,9 @@ def test_a_successful_run_with_nothing_left_to_do_shows_its_model(shown):
 def test_the_callers_iteration_sees_the_switch(setup):
     iteration, images, model = setup
     run = _run(iteration, model)
-    assert iteration.model_version is None
+    assert iteration.shown_model is None
     run_proposals(run=run, backend=FakeBackend(default=[BOX]))
-    assert iteration.model_version == model
+    assert iteration.shown_model == model
 
 
 # -- counting ---------------------------------------------------------------------------------------
@@ -449,4 +450,4 @@ def test_a_proposal_run_goes_through_the_database_worker(setup, database_tasks, 
     assert run.started_at <= run.heartbeat_at <= run.finished_at
     assert DBTaskResult.objects.get(pk=run.task_id).status == TaskResultStatus.SUCCESSFUL
     iteration.refresh_from_db()
-    assert iteration.model_version == model
+    assert iteration.shown_model == model

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 def setup(reviewer):
     project = make_project("logos", reviewer=reviewer)
     model = make_model_version(project, "m1")
-    iteration = make_iteration(project, "v2", model_version=model)
+    iteration = make_iteration(project, "v2", shown_model=model)
     image = make_image(iteration, width=200, height=100)
     first = make_proposal(image, "aws-logo", (10, 20, 50, 30), confidence=95.0, model_version=model)
     second = make_proposal(image, "smile-logo", (100.4, 10.6, 40.2, 40), confidence=40.0,
@@ -210,8 +210,8 @@ def test_correcting_a_reviewed_image_replaces_its_boxes(setup, reviewer):
 def switch_model(iteration, image, project):
     """An owner's new proposal run: the iteration's model changes and the image gets its proposals."""
     newer = make_model_version(project, "m2")
-    iteration.model_version = newer
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = newer
+    iteration.save(update_fields=["shown_model"])
     image.iteration = iteration
     return newer, make_proposal(image, "aws-logo", (30, 30, 40, 40), confidence=70.0, model_version=newer)
 

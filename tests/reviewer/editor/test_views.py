@@ -18,6 +18,7 @@ from tests.factories import (
     make_project,
     make_proposal,
     make_user,
+    thresholds,
 )
 
 pytestmark = pytest.mark.django_db
@@ -30,17 +31,17 @@ def project(reviewer, owner):
 
 @pytest.fixture
 def model(project):
-    return make_model_version(project, "m1", thresholds={"aws-logo": 55})
+    return make_model_version(project, "m1", thresholds=thresholds(project, {"aws-logo": 55}))
 
 
 @pytest.fixture
 def iteration(project, model):
-    return make_iteration(project, "v2", model_version=model)
+    return make_iteration(project, "v2", shown_model=model)
 
 
 @pytest.fixture
 def image(iteration, model):
-    image = make_image(iteration, name="a.jpg", width=200, height=100, uncertainty=0.9)
+    image = make_image(iteration, name="a.jpg", width=200, height=100, priority=0.9)
     make_proposal(image, "aws-logo", (10, 20, 50, 30), confidence=95.0, model_version=model)
     return image
 
@@ -83,14 +84,15 @@ def test_next_claims_and_redirects_then_says_when_the_queue_is_empty(client, rev
     assert response.status_code == 200
     assert ("1 of 1 images in v2 are still pending, but other reviewers are holding them right now."
             in response.content.decode())
-    Image.objects.filter(pk=image.pk).update(status=Image.Status.REVIEWED, leased_by=None)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.REVIEWED, leased_by=None,
+                                              lease_expires_at=None)
     response = client.get(reverse("reviewer:next", args=["logos", "v2"]))
     assert "All 1 images in v2 are reviewed." in response.content.decode()
 
 
 def test_review_page_embeds_the_image_its_proposals_labels_and_a_prefetch_hint(
         client, leased, proposal, iteration, project):
-    following = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    following = make_image(iteration, name="b.jpg", priority=0.1)
     response = client.get(reverse("reviewer:image", args=[leased.pk]))
     html = response.content.decode()
     assert '<div class="progress-line" id="progress" data-testid="progress">2 of 2 left in v2</div>' in html
@@ -105,7 +107,7 @@ def test_review_page_embeds_the_image_its_proposals_labels_and_a_prefetch_hint(
         {"id": label(project, "aws-logo").pk, "name": "aws-logo", "color": "#e6194b", "hotkey": 1,
          "threshold": 55.0},
         {"id": label(project, "smile-logo").pk, "name": "smile-logo", "color": "#3cb44b", "hotkey": 2,
-         "threshold": 0.0},
+         "threshold": 50.0},
     ]
     assert 'src="/static/reviewer/js/editor.js"' in html
 
@@ -121,7 +123,7 @@ def test_page_is_read_only_for_an_image_someone_else_holds(client, image, iterat
 
 
 def test_submit_saves_and_answers_with_the_next_image(client, leased, proposal, iteration, reviewer):
-    following = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    following = make_image(iteration, name="b.jpg", priority=0.1)
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {
         "version": 0, "boxes": [accept(proposal)], "elapsed_ms": 3100,
         "started_at": "2026-01-02T03:04:05Z", "hidden": []})
@@ -244,7 +246,7 @@ def test_heartbeat_renews_the_lease(client, leased):
 
 
 def test_skip_releases_the_image_and_does_not_offer_it_again_right_away(client, leased, iteration):
-    following = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    following = make_image(iteration, name="b.jpg", priority=0.1)
     response = client.post(reverse("reviewer:skip", args=[leased.pk]), HTTP_ACCEPT="application/json")
     assert response.json()["next"]["id"] == following.pk
     leased.refresh_from_db()
@@ -255,7 +257,7 @@ def test_skip_releases_the_image_and_does_not_offer_it_again_right_away(client, 
 
 
 def test_back_reopens_the_reviewers_last_image_for_correction(client, leased, proposal, iteration, reviewer):
-    following = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    following = make_image(iteration, name="b.jpg", priority=0.1)
     post_json(client, reverse("reviewer:submit", args=[leased.pk]),
               {"version": 0, "boxes": [accept(proposal)]})
     response = client.post(reverse("reviewer:back", args=["logos", "v2"]))
@@ -407,8 +409,8 @@ def test_submit_of_the_page_shown_survives_a_new_proposal_run(client, leased, pr
         model.pk, [proposal.pk])
     newer = make_model_version(project, "m2")
     make_proposal(leased, "smile-logo", (5, 5, 30, 30), confidence=60.0, model_version=newer)
-    iteration.model_version = newer
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = newer
+    iteration.save(update_fields=["shown_model"])
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
                          {"version": 0, "model_version": shown["model_version"], "boxes": []})
     assert response.status_code == 200
@@ -418,8 +420,8 @@ def test_submit_of_the_page_shown_survives_a_new_proposal_run(client, leased, pr
 
 def test_submit_accepts_a_proposal_of_the_model_the_page_showed(client, leased, proposal, iteration, project,
                                                                model):
-    iteration.model_version = make_model_version(project, "m2")
-    iteration.save(update_fields=["model_version"])
+    iteration.shown_model = make_model_version(project, "m2")
+    iteration.save(update_fields=["shown_model"])
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
                          {"version": 0, "model_version": model.pk, "boxes": [accept(proposal)]})
     assert response.status_code == 200
