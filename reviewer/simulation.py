@@ -35,8 +35,8 @@ def review_against_truth(*, image, truth, labels):
     other shown proposal is rejected.
     """
     model_version = image.iteration.shown_model
-    proposals = list(image.proposals.filter(model_version=model_version, left__isnull=False)
-                     ) if model_version else []
+    proposals = (list(image.proposals.filter(model_version=model_version, left__isnull=False))
+                 if model_version else [])
     shown = [p for p in proposals if p.confidence >= model_version.threshold_for(p.label_id)]
     hidden = [p.pk for p in proposals if p not in shown]
     boxes, used = [], set()
