@@ -40,7 +40,8 @@ def seed_request(seed, **options):
 
 def project_description(datasets=()):
     return {"ProjectDescriptions": [
-        {"ProjectArn": PROJECT_ARN, "CreationTimestamp": WHEN, "Status": "CREATED", "Datasets": list(datasets)}
+        {"ProjectArn": PROJECT_ARN, "CreationTimestamp": WHEN, "Status": "CREATED",
+         "Datasets": list(datasets)}
     ]}
 
 
@@ -57,6 +58,13 @@ def version_description(status, **fields):
     return {"ProjectVersionDescriptions": [
         {"ProjectVersionArn": VERSION_ARN, "CreationTimestamp": WHEN, "Status": status, **fields}
     ]}
+
+
+LOGOS = {"ProjectNames": ["logos"]}
+
+
+def validation(key):
+    return {"Validation": {"Assets": [{"GroundTruthManifest": s3_object(key)}]}}
 
 
 def s3_object(key):
@@ -87,7 +95,8 @@ def through_datasets(stubber, s3, seed, owner):
     stubber.add_response("describe_dataset", dataset_description("CREATE_COMPLETE", total=2),
                          {"DatasetArn": TEST_DATASET})
     assert advance(run) is False
-    stubber.add_response("describe_dataset", dataset_description("CREATE_COMPLETE"), {"DatasetArn": TRAIN_DATASET})
+    stubber.add_response("describe_dataset", dataset_description("CREATE_COMPLETE"),
+                         {"DatasetArn": TRAIN_DATASET})
     stubber.add_response(
         "create_project_version", {"ProjectVersionArn": VERSION_ARN},
         {"ProjectArn": PROJECT_ARN, "VersionName": "v2",
@@ -142,10 +151,11 @@ def test_seed_trains_v2_on_the_v2_manifest_tested_on_v1_through_to_completed(
     rekognition_stubber.add_response(
         "describe_project_versions",
         version_description(
-            "TRAINING_COMPLETED", StatusMessage="The model is ready to run.", BillableTrainingTimeInSeconds=3720,
+            "TRAINING_COMPLETED", StatusMessage="The model is ready to run.",
+            BillableTrainingTimeInSeconds=3720,
             EvaluationResult={"F1Score": 0.847, "Summary": s3_object(EVALUATION_KEY)},
-            TrainingDataResult={"Validation": {"Assets": [{"GroundTruthManifest": s3_object(TRAIN_VALIDATION_KEY)}]}},
-            TestingDataResult={"Validation": {"Assets": [{"GroundTruthManifest": s3_object(TEST_VALIDATION_KEY)}]}},
+            TrainingDataResult=validation(TRAIN_VALIDATION_KEY),
+            TestingDataResult=validation(TEST_VALIDATION_KEY),
             ManifestSummary=s3_object(SUMMARY_KEY),
         ),
         {"ProjectArn": PROJECT_ARN, "VersionNames": ["v2"]})
@@ -198,7 +208,7 @@ def test_training_failed_is_recorded_with_rekognitions_reason_and_line_verdicts(
         "describe_project_versions",
         version_description(
             "TRAINING_FAILED", StatusMessage="The manifest file contains too many invalid data objects.",
-            TestingDataResult={"Validation": {"Assets": [{"GroundTruthManifest": s3_object(TEST_VALIDATION_KEY)}]}},
+            TestingDataResult=validation(TEST_VALIDATION_KEY),
             ManifestSummary=s3_object(SUMMARY_KEY),
         ),
         {"ProjectArn": PROJECT_ARN, "VersionNames": ["v2"]})
@@ -211,7 +221,8 @@ def test_training_failed_is_recorded_with_rekognitions_reason_and_line_verdicts(
         "TRAINING_FAILED", "The manifest file contains too many invalid data objects.", None, {})
     assert (run.status, run.error) == (
         RunStatus.FAILED,
-        "Rekognition training ended TRAINING_FAILED: The manifest file contains too many invalid data objects.")
+        "Rekognition training ended TRAINING_FAILED: "
+        "The manifest file contains too many invalid data objects.")
     b_image = v1.images.get(source="s3://my-bucket/v1/b.jpg")
     assert run.details["problems"] == [{
         "set": "TEST", "source_ref": "s3://my-bucket/v1/b.jpg",
@@ -240,11 +251,13 @@ def test_dataset_create_failed_lists_the_line_errors_per_image(rekognition_stubb
         dataset_description("CREATE_FAILED", code="CLIENT_ERROR", errors=2,
                             message="The manifest file contains images with errors."),
         {"DatasetArn": TRAIN_DATASET})
-    entry_c = {"source-ref": "s3://my-bucket/v2/c.jpg", "errors": [{"code": "ERROR_INVALID_IMAGE_DIMENSION",
-                                                                    "message": "Image dimensions are too small."}]}
+    entry_c = {"source-ref": "s3://my-bucket/v2/c.jpg",
+               "errors": [{"code": "ERROR_INVALID_IMAGE_DIMENSION",
+                           "message": "Image dimensions are too small."}]}
     entry_e = {"source-ref": "s3://my-bucket/v2/e.jpg",
-               "bounding-box": {"annotations": [{"class_id": 1, "left": 100, "top": 100, "width": 64, "height": 64,
-                                                 "errors": [{"code": "ERROR_INVALID_BOUNDING_BOX"}]}]}}
+               "bounding-box": {"annotations": [
+                   {"class_id": 1, "left": 100, "top": 100, "width": 64, "height": 64,
+                    "errors": [{"code": "ERROR_INVALID_BOUNDING_BOX"}]}]}}
     rekognition_stubber.add_response(
         "list_dataset_entries", {"DatasetEntries": [json.dumps(entry_c)], "NextToken": "page-2"},
         {"DatasetArn": TRAIN_DATASET, "HasErrors": True})
@@ -284,20 +297,21 @@ def test_existing_datasets_are_refused_before_publishing_unless_replaced(
            {"CreationTimestamp": WHEN, "DatasetType": "TEST", "DatasetArn": f"{TEST_DATASET}-old",
             "Status": "CREATE_COMPLETE"}]
     run = begin(create_rekognition_run(seed_request(seed), user=owner))
-    rekognition_stubber.add_response("describe_projects", project_description(old), {"ProjectNames": ["logos"]})
+    rekognition_stubber.add_response("describe_projects", project_description(old), LOGOS)
     assert advance(run) is True
     assert run.error.startswith("the Rekognition project already has TEST and TRAIN datasets")
     assert Export.objects.count() == 0
 
     run = begin(create_rekognition_run(seed_request(seed, replace_datasets=True), user=owner))
-    rekognition_stubber.add_response("describe_projects", project_description(old), {"ProjectNames": ["logos"]})
+    rekognition_stubber.add_response("describe_projects", project_description(old), LOGOS)
     rekognition_stubber.add_response("delete_dataset", {}, {"DatasetArn": f"{TRAIN_DATASET}-old"})
     rekognition_stubber.add_response("delete_dataset", {}, {"DatasetArn": f"{TEST_DATASET}-old"})
     assert advance(run) is False
     assert run.details["phase"] == "replacing"
     rekognition_stubber.add_client_error("describe_dataset", "ResourceNotFoundException",
                                          expected_params={"DatasetArn": f"{TRAIN_DATASET}-old"})
-    rekognition_stubber.add_response("describe_dataset", {"DatasetDescription": {"Status": "DELETE_IN_PROGRESS"}},
+    rekognition_stubber.add_response("describe_dataset",
+                                     {"DatasetDescription": {"Status": "DELETE_IN_PROGRESS"}},
                                      {"DatasetArn": f"{TEST_DATASET}-old"})
     assert advance(run) is False
     assert run.details["replacing"] == [f"{TEST_DATASET}-old"]
@@ -308,7 +322,8 @@ def test_existing_datasets_are_refused_before_publishing_unless_replaced(
     rekognition_stubber.assert_no_pending_responses()
 
 
-def test_split_of_one_iteration_publishes_train_and_test_halves(rekognition_stubber, s3, seed, owner, stamped):
+def test_split_of_one_iteration_publishes_train_and_test_halves(
+        rekognition_stubber, s3, seed, owner, stamped):
     project, v1, v2 = seed
     s3.create_bucket(Bucket="out-bucket")
     request = TrainingRequest(iteration=v2, version_name="v2", test_fraction=0.4)
@@ -318,7 +333,8 @@ def test_split_of_one_iteration_publishes_train_and_test_halves(rekognition_stub
     export = Export.objects.get()
     files = export.report["files"]
     assert [file["role"] for file in files] == ["train", "test"]
-    assert run.details["datasets"] == {"TRAIN": {"manifest": files[0]["uri"]}, "TEST": {"manifest": files[1]["uri"]}}
+    assert run.details["datasets"] == {
+        "TRAIN": {"manifest": files[0]["uri"]}, "TEST": {"manifest": files[1]["uri"]}}
     assert run.message == "Rekognition model v2 from v2, tested on 40% of it"
 
 
@@ -353,7 +369,8 @@ def test_line_problems_reads_errors_at_every_level():
         "source-ref": "s3://b/x.jpg",
         "errors": ["ERROR_INVALID_IMAGE"],
         "warnings": [{"code": "WARNING_NO_ANNOTATIONS", "message": "No annotations."}],
-        "bounding-box": {"annotations": [{"class_id": 0}, {"class_id": 0, "cl-errors": [{"code": "ERROR_X"}]}]},
+        "bounding-box": {"annotations": [{"class_id": 0},
+                                         {"class_id": 0, "cl-errors": [{"code": "ERROR_X"}]}]},
         "bounding-box-metadata": {"errors": [{"code": "ERROR_MISSING_CLASS_MAP"}]},
     }
     assert line_problems(json.dumps(line)) == (
@@ -361,4 +378,4 @@ def test_line_problems_reads_errors_at_every_level():
         ["ERROR_INVALID_IMAGE", "box 2: ERROR_X", "ERROR_MISSING_CLASS_MAP"],
         ["WARNING_NO_ANNOTATIONS: No annotations."],
     )
-    assert line_problems("{") [1][0].startswith("not JSON")
+    assert line_problems("{")[1][0].startswith("not JSON")
