@@ -42,7 +42,7 @@ from projects.models import ACTIVE_RUN_STATUSES, Image, ModelVersion, RunStatus,
 from projects.proposals.rekognition import parse_evaluation_summary
 
 __all__ = ["TrainingError", "TrainingRequest", "check_request", "create_rekognition_run", "advance",
-           "begin", "line_problems", "set_thresholds", "training_iterations", "POLL_SECONDS"]
+           "begin", "follow", "line_problems", "set_thresholds", "training_iterations", "POLL_SECONDS"]
 
 REKOGNITION, LOCAL = "rekognition", "local"
 BACKENDS = (REKOGNITION, LOCAL)
@@ -223,6 +223,22 @@ def advance(run, *, rekognition=None):
     except Exception as error:
         _fail(run, f"{type(error).__name__}: {error}")
         raise
+
+
+def follow(run, *, sleep, rekognition=None, on_step=None, poll_seconds=POLL_SECONDS):
+    """Advance the run until it ends, waiting poll_seconds only while Rekognition is busy.
+
+    on_step(run): called after each step (the command prints the phase and status).
+    """
+    while True:
+        before = run.details.get("phase")
+        finished = advance(run, rekognition=rekognition)
+        if on_step is not None:
+            on_step(run)
+        if finished:
+            return run
+        if run.details.get("phase") == before:
+            sleep(poll_seconds)
 
 
 def _fail(run, error):
