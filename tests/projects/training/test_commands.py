@@ -66,7 +66,8 @@ def test_train_on_rekognition_queues_the_poll_that_follows_it_to_the_end(
     stub.add_response("describe_project_versions", versions("TRAINING_IN_PROGRESS"), request)
     stub.add_response("describe_project_versions", versions("TRAINING_IN_PROGRESS"), request)
     stub.add_response("describe_project_versions", versions(
-        "TRAINING_COMPLETED", StatusMessage="The model is ready to run.", EvaluationResult={"F1Score": 0.912}),
+        "TRAINING_COMPLETED", StatusMessage="The model is ready to run.",
+        EvaluationResult={"F1Score": 0.912}),
         request)
     output = run("train", "logos/v2", "--version-name", "v2", "--backend", "rekognition",
                  "--test-from", "logos/v1")
@@ -148,8 +149,9 @@ def entry(source, *boxes, date="2021-06-22T10:11:18.006Z"):
         "source-ref": source,
         "bounding-box": {
             "image_size": [{"width": 1024, "height": 768, "depth": 3}],
-            "annotations": [{"class_id": int(ids[name]), "left": left, "top": top, "width": width, "height": height}
-                            for name, (left, top, width, height) in boxes],
+            "annotations": [
+                {"class_id": int(ids[name]), "left": left, "top": top, "width": width, "height": height}
+                for name, (left, top, width, height) in boxes],
         },
         "bounding-box-metadata": {
             "objects": [{"confidence": 1} for _ in boxes], "class-map": class_map,
@@ -168,7 +170,8 @@ def test_import_rekognition_dataset_reads_every_page_into_reviewed_truth(rekogni
                                  ("aws-logo", (500, 400, 90, 90)))],
         "NextToken": "page-2"}, {"DatasetArn": DATASET_ARN})
     rekognition_stubber.add_response("list_dataset_entries", {
-        "DatasetEntries": [entry("s3://my-bucket/v1/c.jpg")]}, {"DatasetArn": DATASET_ARN, "NextToken": "page-2"})
+        "DatasetEntries": [entry("s3://my-bucket/v1/c.jpg")]},
+        {"DatasetArn": DATASET_ARN, "NextToken": "page-2"})
     output = run("import_rekognition_dataset", "logos/v1", "--dataset-arn", DATASET_ARN)
     rekognition_stubber.assert_no_pending_responses()
     assert "3 of 3 entries imported (3 new images, 3 boxes, 0 proposals), 0 rejected, 0 warnings." in output
