@@ -96,3 +96,31 @@ def test_a_refused_rekognition_request_says_why_and_starts_nothing(client, owner
         response.content.decode())
     assert not TrainingRun.objects.exists()
     assert not ModelVersion.objects.exists()
+
+
+def test_the_poll_task_queues_the_next_poll_while_rekognition_trains(seed, rekognition_stubber, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    project, v1, v2 = seed
+    model = ModelVersion.objects.create(project=project, name="v2", kind=ModelVersion.Kind.REKOGNITION,
+                                        arn=VERSION_ARN, status="TRAINING_IN_PROGRESS")
+    run = TrainingRun.objects.create(
+        project=project, iteration=v2, model_version=model, kind=ModelVersion.Kind.REKOGNITION,
+        status=RunStatus.RUNNING, details={"phase": "training", "version_name": "v2"})
+    rekognition_stubber.add_response("describe_project_versions", {"ProjectVersionDescriptions": [
+        {"ProjectVersionArn": VERSION_ARN, "CreationTimestamp": WHEN, "Status": "TRAINING_IN_PROGRESS"}]},
+        {"ProjectArn": PROJECT_ARN, "VersionNames": ["v2"]})
+    before = timezone.now()
+
+    result = tasks.poll_rekognition_training.call(run_id=run.pk)
+
+    rekognition_stubber.assert_no_pending_responses()
+    assert result == {"status": RunStatus.RUNNING, "phase": "training", "error": ""}
+    (queued,) = tasks.poll_rekognition_training.get_backend().results
+    assert queued.args == [] and queued.kwargs == {"run_id": run.pk}
+    assert before + timedelta(seconds=60) <= queued.task.run_after <= timezone.now() + timedelta(seconds=60)
+    run.refresh_from_db()
+    assert run.task_id == str(queued.id)
