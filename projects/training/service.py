@@ -49,10 +49,17 @@ BACKENDS = (REKOGNITION, LOCAL)
 VERSION_NAME = re.compile(r"[a-zA-Z0-9_.\-]{1,255}")
 POLL_SECONDS = 60
 PROBLEMS_KEPT = 500
+# Polls of a version Rekognition is training that may fail in a row (throttling, the network)
+# before Loupe gives up following it; the training itself goes on in AWS regardless.
+MAX_POLL_ERRORS = 5
 
 PUBLISH, REPLACING, CREATE, DATASETS, TRAINING, DONE = (
     "publish", "replacing", "create", "datasets", "training", "done")
 Status = ModelVersion.Status
+# Where a version can be after training succeeded (someone may start it before Loupe looks again).
+TRAINED = {Status.TRAINING_COMPLETED, Status.STARTING, Status.RUNNING, Status.STOPPING, Status.STOPPED,
+           Status.FAILED, Status.COPYING_IN_PROGRESS, Status.COPYING_COMPLETED, Status.COPYING_FAILED,
+           Status.DEPRECATED, Status.EXPIRED}
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,12 @@ def advance(run, *, rekognition=None):
         if phase == DATASETS:
             return _check_datasets(run, rekognition)
         return _check_training(run, rekognition)
-    except (TrainingError, ManifestError, RekognitionError, s3.S3Error) as error:
+    except RekognitionError as error:
+        if phase != TRAINING:
+            _fail(run, str(error))
+            return True
+        return _poll_failed(run, error)
+    except (TrainingError, ManifestError, s3.S3Error) as error:
         _fail(run, str(error))
         return True
     except Exception as error:
@@ -239,6 +251,20 @@ def follow(run, *, sleep, rekognition=None, on_step=None, poll_seconds=POLL_SECO
             return run
         if run.details.get("phase") == before:
             sleep(poll_seconds)
+
+
+def _poll_failed(run, error):
+    """A poll of a version in training failed: try again later, up to MAX_POLL_ERRORS in a row."""
+    failures = run.details.get("poll_errors", 0) + 1
+    run.details["poll_errors"] = failures
+    if failures < MAX_POLL_ERRORS:
+        run.details.setdefault("notes", []).append(f"poll {failures} failed: {error}")
+        run.details["notes"] = run.details["notes"][-MAX_POLL_ERRORS:]
+        _save_details(run)
+        return False
+    _fail(run, f"Loupe stopped following the training after {failures} failed polls ({error}); it may "
+               f"go on in Rekognition: 'manage.py sync_models {run.project.slug}' reads its outcome")
+    return True
 
 
 def _fail(run, error):
@@ -274,14 +300,14 @@ def _publish(run, rekognition):
     _status(run, "validating and publishing the manifests")
     user = run.created_by
     if details.get("test_fraction"):
-        export = publish_to_s3(iteration=iteration, test_fraction=details["test_fraction"], user=user)
+        export = _published(iteration, user, test_fraction=details["test_fraction"])
         files = export.report["files"]
         manifests = {"TRAIN": files[0]["uri"], "TEST": files[1]["uri"]}
         details["exports"] = [export.pk]
     else:
         test = _test_iteration(run)
-        train_export = publish_to_s3(iteration=iteration, user=user)
-        test_export = publish_to_s3(iteration=test, user=user)
+        train_export = _published(iteration, user)
+        test_export = _published(test, user)
         details["exports"] = [train_export.pk, test_export.pk]
         _check_sets(iteration, train_export, test, test_export)
         manifests = {"TRAIN": train_export.uri, "TEST": test_export.uri}
@@ -295,6 +321,16 @@ def _publish(run, rekognition):
     else:
         details["phase"] = CREATE
     _save_details(run)
+
+
+def _published(iteration, user, test_fraction=None):
+    """publish_to_s3, with a refusal naming the iteration and the export that holds the report."""
+    try:
+        return publish_to_s3(iteration=iteration, test_fraction=test_fraction, user=user)
+    except ManifestError as error:
+        export = iteration.exports.order_by("-pk").first()
+        where = f" (export #{export.pk} has the report)" if export is not None else ""
+        raise ManifestError(f"{iteration.name}: {error}{where}") from None
 
 
 def _check_sets(train_iteration, train_export, test_iteration, test_export):
@@ -383,15 +419,17 @@ def _check_training(run, rekognition):
     name = run.details["version_name"]
     description = rk.describe_project_version(
         run.project.rekognition_project_arn, name, rekognition=rekognition)
+    run.details["poll_errors"] = 0
     status = description.get("Status", "")
     model_version = run.model_version
     model_version.status, model_version.status_message = status, description.get("StatusMessage", "")
     if status == Status.TRAINING_IN_PROGRESS:
         model_version.save(update_fields=["status", "status_message"])
+        _save_details(run)
         return False
     run.details["billable_seconds"] = description.get("BillableTrainingTimeInSeconds")
     _read_validation(run, description)
-    if status == Status.TRAINING_COMPLETED:
+    if status in TRAINED:
         _store_evaluation(run, model_version, description)
         model_version.save()
         f1 = f"F1 {model_version.f1:.3f}" if model_version.f1 is not None else "no F1"

@@ -379,3 +379,60 @@ def test_line_problems_reads_errors_at_every_level():
         ["WARNING_NO_ANNOTATIONS: No annotations."],
     )
     assert line_problems("{")[1][0].startswith("not JSON")
+
+
+@pytest.fixture
+def training_run(seed):
+    project, v1, v2 = seed
+    model = ModelVersion.objects.create(project=project, name="v2", kind=ModelVersion.Kind.REKOGNITION,
+                                        arn=VERSION_ARN, status="TRAINING_IN_PROGRESS")
+    return TrainingRun.objects.create(
+        project=project, iteration=v2, model_version=model, kind=ModelVersion.Kind.REKOGNITION,
+        status=RunStatus.RUNNING, details={"phase": "training", "version_name": "v2", "test_from": v1.pk})
+
+
+def test_failed_polls_of_a_training_version_are_retried_then_given_up(rekognition_stubber, training_run):
+    run = training_run
+    rekognition_stubber.add_client_error("describe_project_versions", "InternalServerError", "try later")
+    rekognition_stubber.add_response("describe_project_versions", version_description("TRAINING_IN_PROGRESS"))
+    assert advance(run) is False
+    assert (run.details["notes"], run.status) == (
+        ["poll 1 failed: Rekognition error InternalServerError: try later"], RunStatus.RUNNING)
+    assert advance(run) is False
+    assert run.details["poll_errors"] == 0
+    for _ in range(5):
+        rekognition_stubber.add_client_error("describe_project_versions", "InternalServerError", "try later")
+    assert [advance(run) for _ in range(5)] == [False, False, False, False, True]
+    run = TrainingRun.objects.get()
+    assert (run.status, run.error) == (
+        RunStatus.FAILED,
+        "Loupe stopped following the training after 5 failed polls (Rekognition error InternalServerError: "
+        "try later); it may go on in Rekognition: 'manage.py sync_models logos' reads its outcome")
+    # The version exists in Rekognition: Loupe does not call it failed.
+    assert (run.model_version.status, run.model_version.arn) == ("TRAINING_IN_PROGRESS", VERSION_ARN)
+
+
+def test_a_version_already_started_counts_as_trained(rekognition_stubber, training_run):
+    rekognition_stubber.add_response("describe_project_versions", version_description(
+        "RUNNING", StatusMessage="The model is running.", EvaluationResult={"F1Score": 0.5}))
+    assert advance(training_run) is True
+    training_run.refresh_from_db()
+    assert (training_run.status, training_run.model_version.status, training_run.model_version.f1) == (
+        RunStatus.SUCCEEDED, "RUNNING", 0.5)
+
+
+def test_a_manifest_rekognition_would_refuse_is_not_published(rekognition_stubber, s3, seed, owner):
+    from tests.projects.training.conftest import reviewed
+
+    project, v1, v2 = seed
+    s3.create_bucket(Bucket="out-bucket")
+    reviewed(v2, "s3://other-bucket/v2/f.jpg", ("aws-logo", (1, 2, 30, 40)))
+    run = begin(create_rekognition_run(seed_request(seed), user=owner))
+    rekognition_stubber.add_response("describe_projects", project_description(), LOGOS)
+    assert advance(run) is True
+    export = Export.objects.get()
+    assert run.error == (f"v2: the manifest breaks Rekognition's rules (mixed-buckets); fix them and export "
+                         f"again (export #{export.pk} has the report)")
+    assert (export.status, export.iteration) == (RunStatus.FAILED, v2)
+    assert s3.list_objects_v2(Bucket="out-bucket")["KeyCount"] == 0
+    assert ModelVersion.objects.get(name="v2").status == ModelVersion.Status.FAILED
