@@ -384,7 +384,10 @@ def _check_datasets(run, rekognition):
             status=description.get("Status", ""), message=description.get("StatusMessage", ""),
             code=description.get("StatusMessageCode", ""), stats=description.get("DatasetStats", {}),
         )
-        if dataset["status"] == "CREATE_FAILED" or dataset["stats"].get("ErrorEntries"):
+        # Once created (or not), the lines Rekognition refused are listed; a created dataset may
+        # still have some, which Rekognition leaves out of training.
+        ended = dataset["status"] in ("CREATE_FAILED", "CREATE_COMPLETE")
+        if ended and (dataset["status"] == "CREATE_FAILED" or dataset["stats"].get("ErrorEntries")):
             entries = rk.dataset_entries(dataset["arn"], has_errors=True, rekognition=rekognition)
             _add_problems(run, kind, entries)
     _save_details(run)

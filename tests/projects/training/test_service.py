@@ -436,3 +436,27 @@ def test_a_manifest_rekognition_would_refuse_is_not_published(rekognition_stubbe
     assert (export.status, export.iteration) == (RunStatus.FAILED, v2)
     assert s3.list_objects_v2(Bucket="out-bucket")["KeyCount"] == 0
     assert ModelVersion.objects.get(name="v2").status == ModelVersion.Status.FAILED
+
+
+def test_lines_a_created_dataset_left_out_are_listed_and_training_starts(rekognition_stubber, seed, owner):
+    project, v1, v2 = seed
+    model = ModelVersion.objects.create(project=project, name="v2", kind=ModelVersion.Kind.REKOGNITION,
+                                        status=ModelVersion.Status.TRAINING)
+    run = TrainingRun.objects.create(
+        project=project, iteration=v2, model_version=model, kind=ModelVersion.Kind.REKOGNITION,
+        status=RunStatus.RUNNING, details={
+            "phase": "datasets", "version_name": "v2", "test_from": v1.pk,
+            "datasets": {"TRAIN": {"manifest": "s3://out-bucket/loupe/t.manifest", "arn": TRAIN_DATASET},
+                         "TEST": {"manifest": "s3://out-bucket/loupe/v.manifest", "arn": TEST_DATASET,
+                                  "status": "CREATE_COMPLETE"}}})
+    rekognition_stubber.add_response("describe_dataset", dataset_description("CREATE_COMPLETE", errors=1),
+                                     {"DatasetArn": TRAIN_DATASET})
+    rekognition_stubber.add_response("list_dataset_entries", {"DatasetEntries": [json.dumps(
+        {"source-ref": "s3://my-bucket/v2/e.jpg", "errors": [{"code": "ERROR_NO_VALID_ANNOTATIONS"}]})]},
+        {"DatasetArn": TRAIN_DATASET, "HasErrors": True})
+    rekognition_stubber.add_response("create_project_version", {"ProjectVersionArn": VERSION_ARN})
+    assert advance(run) is False
+    rekognition_stubber.assert_no_pending_responses()
+    assert run.details["phase"] == "training"
+    assert [(p["set"], p["image"], p["errors"]) for p in run.details["problems"]] == [
+        ("TRAIN", "e.jpg", ["ERROR_NO_VALID_ANNOTATIONS"])]
