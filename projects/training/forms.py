@@ -30,6 +30,11 @@ class TrainForm(TrainLocalModelForm):
     def __init__(self, *args, iteration, **kwargs):
         super().__init__(*args, iteration=iteration, **kwargs)
         self.fields["held_out"].label = "Test on"
+        project = iteration.project
+        if not (project.rekognition_project_arn and project.output_location.strip()):
+            self.fields["backend"].help_text = (
+                "To train on Rekognition, set the project's Rekognition project ARN and output "
+                "location in its settings first.")
         self.fields["include_earlier"].help_text = (
             "Local only: use the reviewed boxes of the iterations created before this one too.")
 

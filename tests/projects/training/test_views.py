@@ -17,6 +17,7 @@ def url(name, *args):
 
 
 def test_owner_sees_one_training_form_with_the_backend_choice_and_the_billing_note(client, owner, seed):
+    project = seed[0]
     client.force_login(owner)
     page = client.get(url("iteration"))
     content = page.content.decode()
@@ -24,9 +25,14 @@ def test_owner_sees_one_training_form_with_the_backend_choice_and_the_billing_no
     assert 'value="local"' in content and 'value="rekognition"' in content
     assert "Rekognition Custom Labels (training time is billed by AWS)" in content
     assert "<strong>training time is billed by AWS</strong>" in content
+    assert "set the project&#x27;s Rekognition project ARN" not in content
     forms = [d["form"] for context in page.context for d in context.dicts
              if isinstance(d.get("form"), TrainForm)]
     assert forms[0].initial["name"] == "v1"
+    project.output_location = ""
+    project.save()
+    assert "To train on Rekognition, set the project&#x27;s Rekognition project ARN and output location" in (
+        client.get(url("iteration")).content.decode())
 
 
 def test_owner_trains_on_rekognition_and_sees_the_dataset_errors_per_image(
