@@ -1,7 +1,8 @@
 from django import forms
 
 from projects.local_model.forms import TrainLocalModelForm
-from projects.training.service import LOCAL, REKOGNITION, TrainingRequest
+from projects.local_model.training import name_taken as local_name_taken
+from projects.training.service import LOCAL, REKOGNITION, TrainingRequest, name_taken
 
 BACKEND_CHOICES = [
     (LOCAL, "Loupe's offline detector (free, no AWS account)"),
@@ -37,6 +38,14 @@ class TrainForm(TrainLocalModelForm):
                 "location in its settings first.")
         self.fields["include_earlier"].help_text = (
             "Local only: use the reviewed boxes of the iterations created before this one too.")
+
+    def clean_name(self):
+        # Each backend's own rule: a failed attempt that never reached Rekognition frees its name.
+        name = self.cleaned_data["name"].strip()
+        rule = name_taken if self.cleaned_data.get("backend") == REKOGNITION else local_name_taken
+        if rule(project=self.iteration.project, name=name):
+            raise forms.ValidationError(f"A model version named {name!r} already exists.")
+        return name
 
     def training_request(self):
         data = self.cleaned_data

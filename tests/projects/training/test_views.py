@@ -130,3 +130,13 @@ def test_the_poll_task_queues_the_next_poll_while_rekognition_trains(seed, rekog
     assert before + timedelta(seconds=60) <= queued.task.run_after <= timezone.now() + timedelta(seconds=60)
     run.refresh_from_db()
     assert run.task_id == str(queued.id)
+
+
+def test_the_form_frees_the_name_of_a_rekognition_attempt_that_never_reached_rekognition(seed):
+    project, v1, v2 = seed
+    ModelVersion.objects.create(project=project, name="v2", kind="rekognition", status="FAILED")
+    ModelVersion.objects.create(project=project, name="v3", kind="rekognition", status="TRAINING_FAILED",
+                                arn=VERSION_ARN)
+    assert TrainForm({"backend": "rekognition", "name": "v2", "held_out": v1.pk}, iteration=v2).is_valid()
+    assert TrainForm({"backend": "rekognition", "name": "v3", "held_out": v1.pk}, iteration=v2).errors[
+        "name"] == ["A model version named 'v3' already exists."]
