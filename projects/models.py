@@ -286,6 +286,9 @@ class ModelVersion(models.Model):
         Iteration, null=True, blank=True, on_delete=models.SET_NULL, related_name="trained_models"
     )
     training_images = models.PositiveIntegerField(null=True, blank=True)
+    # What training reported beyond F1 and thresholds: {"precision", "recall", "per_label":
+    # {label: {"precision", "recall", "f1", "threshold"}}} from Rekognition's evaluation summary.
+    evaluation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -500,6 +503,9 @@ class TrainingRun(BackgroundRun):
     )
     kind = models.CharField(max_length=16, choices=ModelVersion.Kind.choices)
     message = models.TextField(blank=True)
+    # Rekognition training's state between polls: the request, the phase, the published
+    # manifests, dataset ARNs, and the per-image problems Rekognition reported.
+    details = models.JSONField(default=dict, blank=True)
 
     def __str__(self):
         return f"{self.kind} training for {self.project_id} ({self.status})"

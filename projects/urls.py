@@ -2,9 +2,9 @@ from django.urls import path
 
 from projects import views
 from projects.images import views as image_views
-from projects.local_model import views as training_views
 from projects.manifests import views as manifest_views
 from projects.proposals import views as proposal_views
+from projects.training import views as training_views
 
 app_name = "projects"
 

@@ -7,11 +7,11 @@ from projects.access import get_iteration_for_user, get_project_for_user, role_i
 from projects.forms import ProjectSettingsForm
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.images.views import import_runs_context
-from projects.local_model import panels as training_panels
 from projects.models import Image, Membership, Project
 from projects.proposals import panels as proposal_panels
 from projects.provisioning import ProjectSetupError, create_iteration
 from projects.runs import reconcile_soon
+from projects.training import panels as training_panels
 
 
 @require_GET

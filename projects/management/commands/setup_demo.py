@@ -66,5 +66,5 @@ class Command(BaseCommand):
         out("Then:")
         out(f"  1. as demo-reviewer, review v2: {url}/review/{project.slug}/v2/next")
         out(f"  2. as demo-owner, on {url}/p/{project.slug}/i/v2/ download the manifest and use "
-            "'Train local model from this iteration' (held out: test) to get v2 and its F1.")
+            "'Train from this iteration' (local, test on: test) to get v2 and its F1.")
         out("  Headless, the whole loop with simulated reviewers: manage.py demo_loop")

@@ -166,7 +166,7 @@ def test_owner_sees_the_training_form_with_sensible_defaults(client, owner, proj
 
     (form,) = {id(d["form"]): d["form"] for context in response.context for d in context.dicts
                if isinstance(d.get("form"), TrainLocalModelForm)}.values()
-    assert b"Train local model from this iteration" in response.content
+    assert b"Train from this iteration" in response.content
     assert form.initial["name"] == "v1"
     assert form.initial["held_out"] == project.iterations.get(name="test").pk
 
@@ -179,7 +179,7 @@ def test_reviewer_sees_no_training_form_and_cannot_start(client, project):
     page = client.get(reverse("projects:iteration", args=["logos", "v1"]))
     response = client.post(reverse("projects:training-start", args=["logos", "v1"]), {"name": "v1"})
 
-    assert b"Train local model from this iteration" not in page.content
+    assert b"Train from this iteration" not in page.content
     assert response.status_code == 403
     assert client.post(reverse("projects:training-start", args=["other", "v1"])).status_code == 404
     assert not TrainingRun.objects.exists()
@@ -289,7 +289,7 @@ def test_serving_pages_does_not_load_opencv():
 
     code = (
         "import sys, django; django.setup(); import config.urls; "
-        "import projects.local_model.panels, projects.proposals.panels; "
+        "import projects.training.panels, projects.proposals.panels; "
         "print('cv2' in sys.modules)"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}

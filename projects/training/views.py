@@ -1,4 +1,4 @@
-"""Training a local model from the iteration page (htmx fragments, redirects without htmx)."""
+"""Training the next model version from the iteration page (htmx fragments, redirects without htmx)."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -6,26 +6,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user
 from projects.forms import first_error
-from projects.local_model.forms import TrainLocalModelForm
-from projects.local_model.panels import PANEL_TEMPLATE, panel_context, status_context
-from projects.local_model.tasks import start_local_training
-from projects.local_model.training import TrainingError
 from projects.runs import reconcile_soon
-
-STATUS_TEMPLATE = "projects/training_status.html"
+from projects.training.forms import TrainForm
+from projects.training.panels import PANEL_TEMPLATE, STATUS_TEMPLATE, panel_context, status_context
+from projects.training.service import TrainingError
+from projects.training.tasks import start_training
 
 
 @require_POST
 def training_start(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name, owner=True)
-    form = TrainLocalModelForm(request.POST, iteration=iteration)
+    form = TrainForm(request.POST, iteration=iteration)
     error = ""
     if form.is_valid():
         try:
-            run = start_local_training(
-                project=iteration.project, iterations=form.training_iterations(),
-                name=form.cleaned_data["name"], held_out=form.cleaned_data["held_out"], user=request.user,
-            )
+            run = start_training(form.training_request(), user=request.user)
         except TrainingError as failure:
             error = str(failure)
         else:
