@@ -53,13 +53,19 @@ def begin(run, **fields):
     return _save(run, fields)
 
 
-def heartbeat(run, *, now=None):
-    """Tell reconcile the run's worker is alive; cheap enough to call on every batch."""
+def heartbeat(run, *, now=None, **fields):
+    """Tell reconcile the run's worker is alive; cheap enough to call on every batch.
+
+    fields (counts so far) are written with it: if the worker is killed, the failed run still
+    says how far it got.
+    """
     now = now or timezone.now()
     if run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_EVERY:
         return
     run.heartbeat_at = now
-    type(run).objects.filter(pk=run.pk).update(heartbeat_at=now)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    type(run).objects.filter(pk=run.pk).update(heartbeat_at=now, **fields)
 
 
 def finish(run, status, *, error="", **fields):
@@ -166,9 +172,10 @@ def _death(task_status, silent_for, stale_after):
         )
     if task_status == TaskResultStatus.READY or silent_for < stale_after:
         return ""
-    minutes = max(1, round(silent_for.total_seconds() / 60))
+    seconds = silent_for.total_seconds()
+    silence = f"{int(seconds)} s" if seconds < 120 else f"{round(seconds / 60)} min"
     return (
-        f"the background worker stopped: no sign of life from this run for {minutes} min; "
+        f"the background worker stopped: no sign of life from this run for {silence}; "
         "start the worker again (`manage.py db_worker`), then start the run again"
     )
 

@@ -387,7 +387,7 @@ def run_import(*, run):
     report = ImportReport()
     try:
         with lifecycle.failing(run, plain=SOURCE_FAILURES, fields=lambda error: _counts(report)):
-            _import(run, report, progress=lambda done, total: lifecycle.heartbeat(run))
+            _import(run, report, progress=lambda done, total: lifecycle.heartbeat(run, **_counts(report)))
     except SOURCE_FAILURES:
         return run
     finally:

@@ -70,13 +70,14 @@ def test_begin_marks_the_run_running_and_keeps_a_resumed_runs_first_start():
     assert run.heartbeat_at > first
 
 
-def test_heartbeat_writes_at_most_every_ten_seconds():
+def test_heartbeat_writes_at_most_every_ten_seconds_with_the_counts_so_far():
     run = make_import_run(make_iteration(), status=RunStatus.RUNNING)
-    runs.heartbeat(run, now=NOW)
-    runs.heartbeat(run, now=NOW + timedelta(seconds=9))
-    assert ImportRun.objects.get().heartbeat_at == NOW
-    runs.heartbeat(run, now=NOW + timedelta(seconds=10))
-    assert ImportRun.objects.get().heartbeat_at == NOW + timedelta(seconds=10)
+    runs.heartbeat(run, now=NOW, imported=1)
+    runs.heartbeat(run, now=NOW + timedelta(seconds=9), imported=2)
+    assert ImportRun.objects.values_list("heartbeat_at", "imported").get() == (NOW, 1)
+    runs.heartbeat(run, now=NOW + timedelta(seconds=10), imported=3)
+    assert ImportRun.objects.values_list("heartbeat_at", "imported").get() == (
+        NOW + timedelta(seconds=10), 3)
 
 
 def test_finish_records_status_error_and_result_fields_in_one_write():
@@ -162,6 +163,14 @@ def test_a_run_without_a_task_record_is_failed_only_once_stale(task_id):
     assert [item.run.pk for item in marked] == [stale.pk]
     assert state(fresh) == (RunStatus.RUNNING, "")
     assert state(stale) == (RunStatus.FAILED, silent_for(6))
+
+
+def test_a_short_silence_is_told_in_seconds():
+    run = make_import_run(make_iteration(), status=RunStatus.RUNNING, heartbeat_at=ago(61))
+    runs.reconcile(now=NOW, stale_after=60)
+    assert state(run)[1] == (
+        "the background worker stopped: no sign of life from this run for 61 s; start the worker "
+        "again (`manage.py db_worker`), then start the run again")
 
 
 def test_runs_waiting_for_a_worker_or_just_claimed_are_left_alone(database_tasks):

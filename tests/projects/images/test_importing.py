@@ -302,7 +302,7 @@ def test_an_upload_beats_for_every_file_it_stages_and_imports(monkeypatch):
     from projects import runs
 
     beats = []
-    monkeypatch.setattr(runs, "heartbeat", lambda run, **kwargs: beats.append(run.pk))
+    monkeypatch.setattr(runs, "heartbeat", lambda run, **fields: beats.append(run.pk))
     run = stage_upload(iteration=make_iteration(), files=uploads("a.jpg", "b.jpg", "notes.txt"))
     assert beats == [run.pk] * 3
     run_import(run=run)
@@ -335,6 +335,31 @@ def test_an_upload_failing_part_way_reports_what_it_imported_and_leaves_no_file_
     assert list(iteration.images.order_by("position").values_list("source", flat=True)) == [
         prefix + "a.jpg", prefix + "b.jpg"]
     assert files_under(media_root) == [prefix + "a.jpg", prefix + "b.jpg"]
+
+
+def test_a_killed_upload_import_still_says_how_far_it_got(monkeypatch):
+    from datetime import timedelta
+
+    from projects import runs
+    from projects.images import importing
+
+    run = stage_upload(iteration=make_iteration(), files=uploads("a.jpg", "b.jpg", "c.jpg"))
+    monkeypatch.setattr(importing, "BATCH_SIZE", 1)
+    monkeypatch.setattr(runs, "HEARTBEAT_EVERY", timedelta(0))
+    real_store = importing._store
+
+    def store(name, handle):
+        if name.endswith("c.jpg"):
+            raise KeyboardInterrupt  # the worker is stopped here
+        return real_store(name, handle)
+
+    monkeypatch.setattr(importing, "_store", store)
+    with pytest.raises(KeyboardInterrupt):
+        run_import(run=run)
+
+    assert ImportRun.objects.values_list("status", "imported").get() == (RunStatus.RUNNING, 2)
+    runs.reconcile(stale_after=0)
+    assert ImportRun.objects.values_list("status", "imported").get() == (RunStatus.FAILED, 2)
 
 
 def test_an_upload_the_storage_refuses_says_what_to_do_and_stages_nothing(
