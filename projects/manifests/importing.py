@@ -225,7 +225,7 @@ class _Importer:
         model_version = self._model_version(attribute.name)
         proposals = [
             Proposal(image=image, model_version=model_version, label=label, left=left, top=top,
-                     width=width, height=height, confidence=min(max(confidence * 100, 0), 100))
+                     width=width, height=height, confidence=min(max(round(confidence * 100, 6), 0), 100))
             for label, (left, top, width, height), confidence in self._framed(number, image, attribute)
         ]
         Proposal.objects.filter(image=image, model_version=model_version).delete()
