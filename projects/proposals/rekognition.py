@@ -18,7 +18,7 @@ from projects.detections import NOT_RUNNING_MESSAGE, Detection, ImageProposalErr
 from projects.geometry import Rect, all_finite, clip_to_frame
 from projects.images.storage import read_image_bytes
 from projects.models import ModelVersion
-from projects.rules import MAX_DETECT_BYTES
+from projects.rules import MAX_DETECT_BYTES, MB, size_text
 
 __all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "refresh_model_status",
            "sync_model_versions", "detections_from_custom_labels", "version_name_from_arn"]
@@ -178,8 +178,8 @@ def _image_param(image):
     if len(data) >= MAX_DETECT_BYTES:
         raise ImageProposalError(
             "ImageTooLargeException",
-            f"the file is {len(data) / 1024 / 1024:.1f} MB and images sent directly must be under "
-            "4 MB: import large images from S3 instead",
+            f"the file is {size_text(len(data))} and images sent directly must be under "
+            f"{MAX_DETECT_BYTES // MB} MB ({MAX_DETECT_BYTES:,} bytes): import large images from S3 instead",
         )
     return {"Bytes": data}
 
