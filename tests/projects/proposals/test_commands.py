@@ -158,7 +158,7 @@ def test_import_predictions_from_a_file(iteration, tmp_path):
     path.write_text(_lines())
     output = run("import_predictions", "logos/v2", str(path), "--model-version", "batch-1")
     assert output.splitlines() == [
-        "line 2: not valid JSON (Expecting value: line 1 column 1 (char 0))",
+        "line 2: not JSON (Expecting value: line 1 column 1 (char 0))",
         "line 3: no image s3://photos/v2/x.jpg in logos/v2",
         "logos/v2 (batch-1): 1 images imported with 1 proposals from 3 lines, 2 lines not imported.",
     ]
