@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from projects.aws.regions import arn_mismatch
 from projects.models import Project
 
 
@@ -41,3 +42,11 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def clean_published_images_uri(self):
         return self._clean_s3_prefix("published_images_uri")
+
+    def clean(self):
+        cleaned = super().clean()
+        region, arn = cleaned.get("region"), cleaned.get("rekognition_project_arn")
+        problem = arn_mismatch(arn, region) if region and arn else None
+        if problem:
+            self.add_error("rekognition_project_arn", problem)
+        return cleaned

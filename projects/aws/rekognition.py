@@ -17,10 +17,19 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from projects.aws.errors import NO_CREDENTIALS, error_parts, explain
+from projects.aws.errors import (
+    CREDENTIAL_LOAD_ERRORS,
+    NO_CREDENTIALS,
+    attempts,
+    credentials_message,
+    error_parts,
+    explain,
+)
 
 # Enough connections for the largest proposal run's threads, plus a few for model management.
 MAX_POOL_CONNECTIONS = 36
+# Calls botocore makes per request, the first one included (its own retries are the rest).
+BOTOCORE_ATTEMPTS = 3
 CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 
@@ -29,22 +38,26 @@ class RekognitionError(Exception):
 
 
 class DetectError(Exception):
-    """DetectCustomLabels failed: `code` is AWS's error code, or NoCredentials / ConnectionError /
-    SetupError for failures before an answer came back."""
+    """DetectCustomLabels failed: `code` is AWS's error code, or NoCredentials / CredentialsError /
+    ConnectionError / SetupError for failures before an answer came back. `attempts`: the calls
+    botocore made for it (its own retries included), read from the response."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, attempts=1):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.attempts = attempts
 
 
 @lru_cache(maxsize=8)
 def client(region=None):
-    # Adaptive mode rate-limits the whole process when Rekognition throttles; the backend's own
-    # bounded retry with jitter sits on top for the throttles that still get through. botocore
-    # retries only once itself, so the two layers multiply to at most 2 x 6 calls per image.
+    # Adaptive mode: botocore's client-side rate limiter slows every thread of the process when
+    # Rekognition throttles, and botocore makes up to BOTOCORE_ATTEMPTS calls per request (the
+    # first and two retries). The backend's own retry with jitter sits on top for the throttles
+    # that still get through; it counts botocore's calls from each answer's RetryAttempts, so its
+    # max_attempts caps the calls per image across both layers.
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": 2},
+        retries={"mode": "adaptive", "total_max_attempts": BOTOCORE_ATTEMPTS},
         max_pool_connections=MAX_POOL_CONNECTIONS,
     )
     return boto3.client("rekognition", region_name=region, config=config)
@@ -63,9 +76,12 @@ def detect_custom_labels(rekognition, **request):
     try:
         return rekognition.detect_custom_labels(**request)
     except ClientError as error:
-        raise DetectError(*error_parts(error)) from error
+        raise DetectError(*error_parts(error), attempts(error)) from error
     except NoCredentialsError as error:
         raise DetectError("NoCredentials", NO_CREDENTIALS) from error
+    except CREDENTIAL_LOAD_ERRORS as error:
+        raise DetectError("CredentialsError",
+                          credentials_message(type(error).__name__, str(error))) from error
     except CONNECTION_ERRORS as error:
         raise DetectError("ConnectionError", str(error)) from error
 

@@ -23,6 +23,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from projects.aws import s3
+from projects.aws.regions import bucket_mismatch
 from projects.models import Image, RunStatus
 from projects.rules import (
     IMAGE_EXTENSIONS,
@@ -215,6 +216,11 @@ def import_s3_prefix(*, iteration, uri, progress=None):
     """
     location = s3.parse_s3_uri(uri)
     region = iteration.project.region or None
+    # Checked once here rather than by Rekognition failing on every image of a foreign bucket.
+    problem = bucket_mismatch(location.bucket, s3.bucket_region(location.bucket, region=region),
+                              iteration.project.region)
+    if problem:
+        raise ImportSourceError(f"cannot import {uri}: {problem}")
     report = ImportReport()
     batch = _Batch(iteration, report)
     listing = s3.iter_objects(location.bucket, location.key, region=region)

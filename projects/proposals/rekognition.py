@@ -13,6 +13,8 @@ from django.db import transaction
 
 from projects.aws import rekognition as aws
 from projects.aws import s3
+from projects.aws.errors import BAD_CREDENTIALS, THROTTLING, credentials_message
+from projects.aws.regions import arn_mismatch, bucket_mismatch
 from projects.aws.rekognition import DetectError, RekognitionError, call, describe_project_versions
 from projects.detections import NOT_RUNNING_MESSAGE, Detection, ImageProposalError, ModelNotReady
 from projects.geometry import Rect, all_finite, clip_to_frame
@@ -23,7 +25,6 @@ from projects.rules import MAX_DETECT_BYTES, MB, size_text
 __all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "refresh_model_status",
            "sync_model_versions", "detections_from_custom_labels", "version_name_from_arn"]
 
-THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException"}
 
 
 def _client_for(model_version):
@@ -87,13 +88,20 @@ class RekognitionBackend:
     """Proposals from a running Rekognition Custom Labels model version."""
 
     def __init__(self, model_version, *, client=None, sleep=time.sleep, jitter=random.random,
-                 max_attempts=6, base_delay=0.5, max_delay=20.0):
+                 max_attempts=6, base_delay=0.5, max_delay=20.0, bucket_region=s3.bucket_region):
         if not model_version.arn:
             raise ModelNotReady(
                 f"model version {model_version.name!r} has no Rekognition ARN: run "
                 f"'manage.py sync_models {model_version.project.slug}'"
             )
+        project = model_version.project
+        problem = arn_mismatch(model_version.arn, project.region)
+        if problem:
+            raise ModelNotReady(f"model version {model_version.name!r}: {problem}")
         self.model_version = model_version
+        # bucket -> why Rekognition cannot read it from this region ('' when it can or nobody knows)
+        self._bucket_problems = {}
+        self._bucket_region = bucket_region
         try:
             self.client = client or aws.client_or_error(model_version.project.region or None)
         except DetectError as error:
@@ -112,7 +120,12 @@ class RekognitionBackend:
             # everything and let reviewers filter.
             "MinConfidence": 0,
         }
-        response = self._call(request)
+        try:
+            response = self._call(request)
+        except ImageProposalError as error:
+            if error.code == "InvalidS3ObjectException" and "S3Object" in request["Image"]:
+                self._check_bucket(request["Image"]["S3Object"]["Bucket"])
+            raise
         try:
             return detections_from_custom_labels(
                 response.get("CustomLabels", []), width=image.width, height=image.height
@@ -121,19 +134,34 @@ class RekognitionBackend:
             raise ImageProposalError("InvalidResponse", f"Rekognition answered {error}") from error
 
     def _call(self, request):
-        attempt = 1
+        """One image's call, retried while throttled until max_attempts calls reached Rekognition
+        (botocore's own retries, read from each answer, count too)."""
+        calls = retry = 0
         while True:
             try:
                 return aws.detect_custom_labels(self.client, **request)
             except DetectError as error:
-                if error.code == "NoCredentials":
+                if error.code in ("NoCredentials", "CredentialsError"):
                     raise ModelNotReady(error.message) from error
+                if error.code in BAD_CREDENTIALS:
+                    raise ModelNotReady(credentials_message(error.code, error.message)) from error
                 if error.code == "ConnectionError":
                     raise ImageProposalError(error.code, error.message) from error
-                if error.code not in THROTTLING or attempt >= self.max_attempts:
-                    raise self._translate(error.code, error.message, attempt) from error
-            self.sleep(self.backoff(attempt))
-            attempt += 1
+                calls += error.attempts
+                if error.code not in THROTTLING or calls >= self.max_attempts:
+                    raise self._translate(error.code, error.message, calls) from error
+            retry += 1
+            self.sleep(self.backoff(retry))
+
+    def _check_bucket(self, bucket):
+        """Stop the run when the bucket is in another region: every image in it would fail.
+        Asked once per bucket, only after Rekognition could not read an image."""
+        if bucket not in self._bucket_problems:
+            region = self.model_version.project.region
+            self._bucket_problems[bucket] = bucket_mismatch(
+                bucket, self._bucket_region(bucket, region=region), region) or ""
+        if self._bucket_problems[bucket]:
+            raise ModelNotReady(self._bucket_problems[bucket])
 
     def backoff(self, attempt):
         """Seconds to wait before retry `attempt`: exponential, capped, half of it random so that

@@ -66,6 +66,8 @@ def labelled(name, confidence, box=None):
 
 def backend(model, client, sleeps=None, **options):
     sleeps = [] if sleeps is None else sleeps
+    # The images' bucket is in the project's region unless a test says otherwise.
+    options.setdefault("bucket_region", lambda bucket, region=None: "us-east-1")
     return RekognitionBackend(model, client=client, sleep=sleeps.append, jitter=lambda: 0.5, **options)
 
 
