@@ -136,7 +136,11 @@ def test_botocores_own_retries_count_towards_the_attempts(rekognition_stubber, m
     rekognition_stubber.assert_no_pending_responses()
 
 
-def test_the_client_uses_adaptive_retries_with_three_calls_per_request(aws_env):
+def test_the_client_uses_adaptive_retries_with_three_calls_per_request(aws_env, monkeypatch):
+    import boto3
+
+    # A session of its own, so the fake credentials stay out of boto3's default session.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     aws_rekognition.client.cache_clear()
     try:
         config = aws_rekognition.client("eu-west-1").meta.config
