@@ -3,6 +3,7 @@
 Tests stub the client returned by client() with botocore's Stubber.
 """
 
+import time
 from functools import lru_cache
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     ReadTimeoutError,
+    WaiterError,
 )
 
 from projects.aws.errors import (
@@ -102,3 +104,44 @@ def describe_project_versions(project_arn, *, rekognition):
             yield from page.get("ProjectVersionDescriptions", [])
     except (BotoCoreError, ClientError) as error:
         raise RekognitionError(explain(error, service="Rekognition")) from error
+
+
+def wait_until_running(rekognition, *, project_arn, version_name, progress=None, delay=30, max_attempts=40,
+                       sleep=None):
+    """Wait for a started version to be RUNNING with botocore's ProjectVersionRunning waiter.
+
+    The waiter is asked one attempt at a time so that progress(status, seconds waited) can report
+    each status it sees; its acceptors (RUNNING: done, FAILED: failure) are botocore's own. Returns
+    the final status; RekognitionError when the version fails, an answer is an error, or it is
+    still not RUNNING after max_attempts polls (the waiter's defaults: 40 polls, 30 s apart).
+    """
+    sleep = sleep or time.sleep
+    waiter = rekognition.get_waiter("project_version_running")
+    status = ""
+    for attempt in range(1, max_attempts + 1):
+        try:
+            waiter.wait(ProjectArn=project_arn, VersionNames=[version_name],
+                        WaiterConfig={"Delay": delay, "MaxAttempts": 1})
+            return "RUNNING"
+        except WaiterError as error:
+            response = error.last_response or {}
+            if "Error" in response:
+                raise RekognitionError(
+                    explain(ClientError(response, "DescribeProjectVersions"), service="Rekognition")
+                ) from error
+            descriptions = response.get("ProjectVersionDescriptions") or [{}]
+            status = descriptions[0].get("Status", "")
+            if status == "FAILED":
+                raise RekognitionError(
+                    f"the model version failed to start: {descriptions[0].get('StatusMessage', '')}"
+                ) from error
+        except BotoCoreError as error:
+            raise RekognitionError(explain(error, service="Rekognition")) from error
+        if progress is not None:
+            progress(status, (attempt - 1) * delay)
+        if attempt < max_attempts:
+            sleep(delay)
+    raise RekognitionError(
+        f"the model version is still {status or 'not running'} after {max_attempts * delay} s: "
+        "refresh its status later"
+    )

@@ -22,7 +22,8 @@ from projects.images.storage import read_image_bytes
 from projects.models import ModelVersion
 from projects.rules import MAX_DETECT_BYTES, MB, size_text
 
-__all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "refresh_model_status",
+__all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "wait_for_model",
+           "refresh_model_status",
            "sync_model_versions", "detections_from_custom_labels", "version_name_from_arn"]
 
 
@@ -229,14 +230,56 @@ def _require_rekognition(model_version):
         )
 
 
-def start_model(*, model_version, client=None):
-    """Ask Rekognition to start serving; it is billed per inference unit hour from now on."""
+# AWS recommends at least this many inference units for a model serving production traffic.
+RECOMMENDED_UNITS = 2
+
+
+def check_inference_units(min_units, max_units=None):
+    """The (min, max) inference units a start asks for; RekognitionError when they cannot be."""
+    if not isinstance(min_units, int) or min_units < 1:
+        raise RekognitionError(f"at least 1 inference unit is needed, not {min_units!r}")
+    if max_units is not None and (not isinstance(max_units, int) or max_units < min_units):
+        raise RekognitionError(
+            f"the maximum inference units ({max_units!r}) must be at least the minimum ({min_units})"
+        )
+    return min_units, max_units
+
+
+def start_model(*, model_version, client=None, min_units=1, max_units=None):
+    """Ask Rekognition to start serving on min_units inference units (auto-scaling up to max_units
+    when given); it is billed per inference unit hour from now on. STARTING until it is RUNNING:
+    see wait_for_model. Versions that finished training, were copied, stopped or failed can start.
+    """
     _require_rekognition(model_version)
+    min_units, max_units = check_inference_units(min_units, max_units)
     client = client or _client_for(model_version)
-    response = call(
-        client.start_project_version, ProjectVersionArn=model_version.arn, MinInferenceUnits=1
-    )
+    request = {"ProjectVersionArn": model_version.arn, "MinInferenceUnits": min_units}
+    if max_units is not None:
+        request["MaxInferenceUnits"] = max_units
+    response = call(client.start_project_version, **request)
     return _set_status(model_version, response["Status"], "")
+
+
+def wait_for_model(*, model_version, client=None, progress=None, delay=30, max_attempts=40, sleep=None):
+    """Wait until a started version is RUNNING (botocore's waiter); progress(status, seconds)."""
+    _require_rekognition(model_version)
+    project_arn = model_version.project.rekognition_project_arn
+    if not project_arn:
+        raise RekognitionError(
+            f"project {model_version.project.slug!r} has no Rekognition project ARN: set it in the "
+            "project settings"
+        )
+    client = client or _client_for(model_version)
+    try:
+        status = aws.wait_until_running(
+            client, project_arn=project_arn, version_name=version_name_from_arn(model_version.arn),
+            progress=progress, delay=delay, max_attempts=max_attempts, sleep=sleep,
+        )
+    except RekognitionError as error:
+        if str(error).startswith("the model version failed to start"):
+            _set_status(model_version, ModelVersion.Status.FAILED, str(error))
+        raise
+    return _set_status(model_version, status, "")
 
 
 def stop_model(*, model_version, client=None):

@@ -54,7 +54,9 @@ def test_propose_runs_in_the_foreground_and_reports(stubber, iteration):
     assert re.fullmatch(
         r"logos/v2: 1 of 2 images done, 1 failed, 1 proposals from logos\.v1 \(\d+\.\d s\)\.", lines[1]
     )
-    assert len(lines) == 2
+    assert lines[2:] == [
+        "logos.v1 keeps running and is billed per inference unit hour: stop it with 'manage.py "
+        "stop_model logos --model-version logos.v1' (or pass --stop-model next time)."]
     assert Proposal.objects.count() == 1
     assert ProposalRun.objects.get().status == RunStatus.SUCCEEDED
 
@@ -133,7 +135,9 @@ def test_start_and_stop_model(stubber, iteration):
                          {"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 1})
     stubber.add_response("stop_project_version", {"Status": "STOPPING"}, {"ProjectVersionArn": VERSION_ARN})
     assert run("start_model", "logos", "--model-version", "logos.v1") == (
-        "logos.v1: STARTING.\nA running model is billed by the hour: stop it with "
+        "logos.v1: STARTING.\nBilling: 1 inference unit(s), each billed by the hour while the model runs.\n"
+        "Note: AWS recommends at least 2 inference units for production traffic (--min-units).\n"
+        "A running model is billed by the hour: stop it with "
         "'manage.py stop_model logos --model-version logos.v1' when the runs are done.\n"
     )
     assert run("stop_model", "logos", "--model-version", "logos.v1") == "logos.v1: STOPPING.\n"
