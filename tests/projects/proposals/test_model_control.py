@@ -6,7 +6,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from projects.models import ModelVersion, RunStatus
+from projects.models import Membership, ModelVersion, RunStatus
 from projects.proposals.rekognition import RekognitionError, start_model, wait_for_model
 from tests.factories import make_image, make_iteration, make_model_version, make_project
 
@@ -133,3 +133,18 @@ def test_stopping_after_a_run_is_for_foreground_runs(model):
     with pytest.raises(CommandError) as info:
         run("propose", "logos/v2", "--model-version", "logos.v1", "--background", "--stop-model")
     assert str(info.value).startswith("--stop-model works with foreground runs only")
+
+
+def test_the_project_page_starts_a_model_on_the_units_asked(client, owner, rekognition_stubber, model):
+    from django.urls import reverse
+
+    Membership.objects.create(project=model.project, user=owner, role=Membership.Role.OWNER)
+    rekognition_stubber.add_response(
+        "start_project_version", {"Status": "STARTING"},
+        {"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 2, "MaxInferenceUnits": 3})
+    client.force_login(owner)
+    url = reverse("projects:model-start", args=["logos", model.pk])
+    html = client.post(url, {"min_units": "2", "max_units": "3"}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<span class="error">Billed by the hour while starting</span>' in html
+    html = client.post(url, {"min_units": "two"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<p class=\"error\">inference units must be whole numbers, not &#x27;two&#x27;</p>" in html
