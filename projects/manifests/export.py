@@ -299,14 +299,17 @@ def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=Tr
 
 
 def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=True,
-                   chunk_size=CHUNK_SIZE, now=None, progress=None, on_record=None):
+                   chunk_size=CHUNK_SIZE, now=None, progress=None, on_record=None, regional_quota=True):
     """Write the manifest to the text stream `out` and validate it on the way.
 
     Returns an ExportResult whose report says whether Rekognition will accept the file; the
     caller decides what to do with a file that has errors (file exports delete it).
     on_record: called with each ManifestRecord once its line is written (e.g. to plan a split).
+    regional_quota: False when the file is split afterwards, so the region's training and test
+    quotas apply to the two halves rather than to the whole.
     """
-    validator = ManifestValidator(check_duplicates=False, region=iteration.project.region)
+    region = iteration.project.region if regional_quota else None
+    validator = ManifestValidator(check_duplicates=False, region=region)
     total = _count_candidates(iteration, include_unreviewed) if progress else 0
     result = ExportResult()
     for done, record in enumerate(

@@ -96,7 +96,7 @@ def _write_checked(*, iteration, folder, options, test_fraction, progress):
         temps.append(whole)
         with open(whole, "w", encoding="utf-8") as out:
             result = write_manifest(
-                iteration=iteration, out=out, progress=progress, **options,
+                iteration=iteration, out=out, progress=progress, regional_quota=planner is None, **options,
                 # The split is planned from the records as they are written: no pass over the file.
                 on_record=None if planner is None else
                 lambda record: planner.add(record.source_ref, record.labels()),

@@ -385,3 +385,29 @@ def test_include_unreviewed_says_rekognition_trains_on_proposals_like_reviewed_b
     assert ("warning [machine-labels] images whose boxes are a model's proposals nobody reviewed "
             "(human-annotated: no): Rekognition ignores confidence and trains on these boxes like "
             "reviewed ones: 2 in 1 image(s)") in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_split_export_applies_the_regional_quotas_to_each_half(tmp_path, monkeypatch):
+    from projects.manifests import checks
+
+    # Small stand-ins for ap-south-1's 28,000 training and 7,000 test images.
+    monkeypatch.setitem(checks.REGIONAL_MAX_IMAGES, "ap-south-1", (8, 3))
+    project = make_project("mumbai", region="ap-south-1")
+    iteration = make_iteration(project, "v1")
+    for n in range(10):
+        image = make_image(iteration, source=f"s3://bucket/m/{n}.jpg", status=Image.Status.REVIEWED,
+                           reviewed_at=datetime(2026, 11, 28, tzinfo=UTC))
+        Box.objects.create(image=image, label=project.labels.get(name="aws-logo"), left=1, top=2,
+                           width=30, height=40)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("export_manifest", "mumbai/v1", "--output", str(tmp_path / "whole.manifest"),
+                     stdout=out, stderr=io.StringIO())
+    assert "regional-quota" in str(caught.value)
+    assert "  10 train images; ap-south-1 allows 8" in out.getvalue()
+    call_command("export_manifest", "mumbai/v1", "--output", str(tmp_path / "split.manifest"),
+                 "--test-fraction", "0.22", stdout=io.StringIO(), stderr=io.StringIO())
+    train = (tmp_path / "split-train.manifest").read_text().splitlines()
+    test = (tmp_path / "split-test.manifest").read_text().splitlines()
+    assert (len(train), len(test)) == (7, 3)
