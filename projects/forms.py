@@ -1,7 +1,8 @@
 from django import forms
 from django.conf import settings
 
-from projects.aws.regions import arn_mismatch
+from projects.aws import s3
+from projects.aws.regions import arn_mismatch, bucket_mismatch
 from projects.models import Project
 
 
@@ -49,4 +50,11 @@ class ProjectSettingsForm(forms.ModelForm):
         problem = arn_mismatch(arn, region) if region and arn else None
         if problem:
             self.add_error("rekognition_project_arn", problem)
+        bucket = cleaned.get("image_bucket")
+        if region and bucket and ({"image_bucket", "region"} & set(self.changed_data)):
+            # One S3 call when the bucket or the region changes; no answer (no permission, no
+            # credentials here) is no objection: imports check again.
+            problem = bucket_mismatch(bucket, s3.bucket_region(bucket, region=region), region)
+            if problem:
+                self.add_error("image_bucket", problem)
         return cleaned

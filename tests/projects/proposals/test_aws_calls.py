@@ -222,3 +222,19 @@ def test_s3_import_refuses_a_bucket_in_another_region(s3):
         "is us-east-1: Rekognition reads images only from a bucket in its own region; copy the images "
         "to a bucket in us-east-1 or set the project's region to ap-south-1")
     assert iteration.images.count() == 0
+
+
+def test_settings_refuse_an_image_bucket_of_another_region(s3, model):
+    s3.create_bucket(Bucket="paris-photos", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    s3.create_bucket(Bucket="home-photos")
+    project = model.project
+    data = {"name": project.name, "region": "us-east-1", "image_bucket": "paris-photos",
+            "output_location": "", "published_images_uri": "", "rekognition_project_arn": PROJECT_ARN,
+            "review_order": "hardest"}
+    form = ProjectSettingsForm(data, instance=project)
+    assert not form.is_valid()
+    assert form.errors["image_bucket"] == [
+        "bucket paris-photos is in eu-west-3 but the project's region is us-east-1: Rekognition reads "
+        "images only from a bucket in its own region; copy the images to a bucket in us-east-1 or set "
+        "the project's region to eu-west-3"]
+    assert ProjectSettingsForm(dict(data, image_bucket="home-photos"), instance=project).is_valid()
