@@ -370,6 +370,9 @@ def sync_model_versions(*, project, client=None):
         raise RekognitionError(
             f"project {project.slug!r} has no Rekognition project ARN: set it in the project settings"
         )
+    problem = arn_mismatch(project.rekognition_project_arn, project.region)
+    if problem:
+        raise RekognitionError(problem)
     client = client or _client_for_project(project)
     report = SyncReport()
     for description in describe_project_versions(project.rekognition_project_arn, rekognition=client):

@@ -238,3 +238,15 @@ def test_settings_refuse_an_image_bucket_of_another_region(s3, model):
         "images only from a bucket in its own region; copy the images to a bucket in us-east-1 or set "
         "the project's region to eu-west-3"]
     assert ProjectSettingsForm(dict(data, image_bucket="home-photos"), instance=project).is_valid()
+
+
+def test_sync_models_refuses_a_project_arn_of_another_region(rekognition_stubber, model):
+    from projects.proposals.rekognition import RekognitionError, sync_model_versions
+
+    project = model.project
+    project.region = "eu-west-1"
+    with pytest.raises(RekognitionError) as info:
+        sync_model_versions(project=project)
+    assert str(info.value) == (
+        "the Rekognition ARN is in us-east-1 but the project's region is eu-west-1: Rekognition answers "
+        "for a project only in its own region; set the project's region to us-east-1")
