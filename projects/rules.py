@@ -23,7 +23,7 @@ MAX_DETECT_BYTES = 4 * MB
 UPRIGHT = 1
 
 # Manifests.
-MAX_MANIFEST_BYTES = 1_000_000_000
+MAX_MANIFEST_BYTES = 1_000 * MB  # 1 GB
 MAX_LINES = 250_000
 # Rekognition's quotas page allows one label for object detection (one error page says two).
 MIN_LABELS = 1

@@ -5,6 +5,11 @@ Human-annotated object-detection attributes become the reviewed truth (Boxes wit
 reviewed, unless the caller trusts them. Each line is imported atomically; a bad line is reported
 with its number and never stops the rest. Importing the same file again changes nothing.
 
+Lines are read as AWS writes them (projects.manifests.lines): Rekognition's errors and warnings
+are stripped at every level, and an attribute with a box Rekognition flagged (ERROR_*) is imported
+as proposals to review, never as truth; Ground Truth's failed data objects are listed with their
+failure-reason.
+
 A person's decisions win: an image reviewed in Loupe keeps its review, and an image a reviewer
 holds open is skipped. Writing an image's truth bumps its version, as a saved review does, so a
 review page opened before the import is refused as stale instead of silently overwriting it.
