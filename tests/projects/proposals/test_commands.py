@@ -77,7 +77,8 @@ def test_propose_stops_with_one_line_when_the_model_is_not_running(stubber, iter
 def test_propose_in_the_background_queues_a_task(stubber, iteration):
     for n in range(2):
         stubber.add_response("detect_custom_labels", {"CustomLabels": []}, detect_request(n))
-    output = run("propose", "logos/v2", "--model-version", "logos.v1", "--background")
+    # One call at a time: a Stubber answers in order, and two threads could swap the two images.
+    output = run("propose", "logos/v2", "--model-version", "logos.v1", "--background", "--concurrency", "1")
     run_row = ProposalRun.objects.get()
     assert output == f"Queued proposal run #{run_row.pk} of logos.v1 on logos/v2.\n"
     # Tests use the immediate task backend, so the run has already happened.
