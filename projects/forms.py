@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from projects.aws import s3
+from projects.aws.regions import arn_mismatch, bucket_mismatch
 from projects.models import Project
 
 
@@ -46,3 +47,18 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def clean_published_images_uri(self):
         return self._clean_s3_prefix("published_images_uri")
+
+    def clean(self):
+        cleaned = super().clean()
+        region, arn = cleaned.get("region"), cleaned.get("rekognition_project_arn")
+        problem = arn_mismatch(arn, region) if region and arn else None
+        if problem:
+            self.add_error("rekognition_project_arn", problem)
+        bucket = cleaned.get("image_bucket")
+        if region and bucket and ({"image_bucket", "region"} & set(self.changed_data)):
+            # One S3 call when the bucket or the region changes; no answer (no permission, no
+            # credentials here) is no objection: imports check again.
+            problem = bucket_mismatch(bucket, s3.bucket_region(bucket, region=region), region)
+            if problem:
+                self.add_error("image_bucket", problem)
+        return cleaned

@@ -105,6 +105,17 @@ def bucket_owner(bucket, *, region=None):
     return response.get("Owner", {}).get("ID", "")
 
 
+def bucket_region(bucket, *, region=None):
+    """The bucket's region, or '' when S3 will not say (no permission, no such bucket)."""
+    try:
+        response = client(region).get_bucket_location(Bucket=bucket)
+    except (BotoCoreError, ClientError):
+        return ""
+    # Buckets in us-east-1 have no location constraint; "EU" is the old name of eu-west-1.
+    location = response.get("LocationConstraint") or "us-east-1"
+    return "eu-west-1" if location == "EU" else location
+
+
 def presigned_url(bucket, key, *, expires=900, region=None):
     return _call(
         client(region).generate_presigned_url,

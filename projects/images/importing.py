@@ -1,9 +1,12 @@
 """Importing images into an iteration: from a local folder, uploaded files, or an S3 prefix.
 
-Only the header of each image is read (width, height, format). Every file that is not taken is
-reported with its reason; one bad file never stops the rest. Browser uploads are staged in
-Loupe's storage and imported by a background ImportRun, like S3 prefixes: a request only stores
-the bytes, however many files it carries.
+Only the header of each image is read (width, height, format, EXIF orientation). Every file that
+is not taken is reported with its reason; one bad file never stops the rest. Images whose EXIF
+orientation is not 1 are refused: browsers and OpenCV would draw them rotated while their header
+size (what the manifest and Rekognition's ratios use) is unrotated. The limits and their AWS pages:
+docs/rekognition-rules.md. Browser uploads are staged in Loupe's storage and imported by a
+background ImportRun, like S3 prefixes: a request only stores the bytes, however many files it
+carries.
 """
 
 import io
@@ -23,8 +26,19 @@ from PIL import UnidentifiedImageError
 
 from projects import runs as lifecycle
 from projects.aws import s3
+from projects.aws.regions import bucket_mismatch
 from projects.models import Image, ImportRun, RunStatus
-from projects.rules import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_SIDE, MIN_SIDE
+from projects.rules import (
+    IMAGE_EXTENSIONS,
+    IMAGE_FORMATS,
+    MAX_ASPECT,
+    MAX_IMAGE_BYTES,
+    MAX_SIDE,
+    MB,
+    MIN_SIDE,
+    UPRIGHT,
+    size_text,
+)
 
 # Enough for the header of nearly every JPEG (EXIF can push the frame header past 64 KB; then
 # the read is retried with more).
@@ -60,12 +74,21 @@ class ImportSourceError(Exception):
     """The source itself cannot be read (missing folder, S3 access denied, ...)."""
 
 
+EXIF_ORIENTATION = 0x0112
+# What each EXIF orientation asks a viewer to do with the stored pixels.
+ORIENTATIONS = {
+    2: "mirrored", 3: "rotated 180°", 4: "flipped upside down", 5: "mirrored and rotated 90°",
+    6: "rotated 90° clockwise", 7: "mirrored and rotated 90°", 8: "rotated 90° counter-clockwise",
+}
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     width: int
     height: int
     format: str
     depth: int
+    orientation: int = UPRIGHT
 
 
 def read_header(head):
@@ -75,25 +98,48 @@ def read_header(head):
             fmt = picture.format
             width, height = picture.size
             depth = len(picture.getbands())
+            orientation = _orientation(picture)
     except UnidentifiedImageError:
         raise ValueError("not an image Pillow can read") from None
     except (OSError, SyntaxError) as error:
         raise ValueError(f"unreadable image ({error})") from None
     # Rekognition reads greyscale as one channel; the manifest's depth says what the file holds.
-    return ImageHeader(width, height, fmt, 3 if depth >= 3 else depth)
+    return ImageHeader(width, height, fmt, 3 if depth >= 3 else depth, orientation)
+
+
+def _orientation(picture):
+    """The EXIF orientation tag (1 when there is none or it cannot be read from the header)."""
+    try:
+        value = picture.getexif().get(EXIF_ORIENTATION, UPRIGHT)
+    except Exception:  # noqa: BLE001 - a broken EXIF block says nothing about orientation
+        return UPRIGHT
+    return value if isinstance(value, int) else UPRIGHT
 
 
 def check_limits(header, size):
-    """Reason the image breaks Rekognition's limits, or None."""
+    """Reason the image breaks Rekognition's limits (or Loupe's one frame), or None."""
     if header.format not in IMAGE_FORMATS:
         return f"format {header.format} is not accepted by Rekognition (use JPEG or PNG)"
     if size > MAX_IMAGE_BYTES:
-        return f"file is {size / 1024 / 1024:.1f} MB; Rekognition accepts at most 15 MB"
+        return (f"file is {size_text(size)}; Rekognition accepts at most {MAX_IMAGE_BYTES // MB} MB "
+                f"({MAX_IMAGE_BYTES:,} bytes)")
     for side, value in (("width", header.width), ("height", header.height)):
         if value < MIN_SIDE:
             return f"{side} {value} px is below Rekognition's minimum of {MIN_SIDE} px"
         if value > MAX_SIDE:
             return f"{side} {value} px is above Rekognition's maximum of {MAX_SIDE} px"
+    short, long = sorted((header.width, header.height))
+    if long > MAX_ASPECT * short:
+        return (f"aspect ratio {long / short:.4g}:1 ({header.width}x{header.height} px) is above "
+                f"Rekognition's maximum of {MAX_ASPECT}:1")
+    if header.orientation != UPRIGHT:
+        how = ORIENTATIONS.get(header.orientation, "transformed")
+        return (
+            f"EXIF orientation {header.orientation} ({how}): browsers and the detector would show it "
+            f"turned while its stored {header.width}x{header.height} px frame is not, so boxes would "
+            "land in the wrong place; save the image upright (e.g. 'exiftran -ai' or 'mogrify "
+            "-auto-orient') and import it again"
+        )
     return None
 
 
@@ -176,6 +222,11 @@ def import_s3_prefix(*, iteration, uri, progress=None, report=None):
     """
     location = s3.parse_s3_uri(uri)
     region = iteration.project.region or None
+    # Checked once here rather than by Rekognition failing on every image of a foreign bucket.
+    problem = bucket_mismatch(location.bucket, s3.bucket_region(location.bucket, region=region),
+                              iteration.project.region)
+    if problem:
+        raise ImportSourceError(f"cannot import {uri}: {problem}")
     report = ImportReport() if report is None else report
     batch = _Batch(iteration, report)
     listing = s3.iter_objects(location.bucket, location.key, region=region)

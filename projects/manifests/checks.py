@@ -2,15 +2,24 @@
 
 Errors make Rekognition refuse the whole dataset (or are defects Loupe refuses to ship); warnings
 name images or boxes Rekognition will drop or ignore. Each issue keeps a count and examples of the
-affected images. Rules: shared/spec/formats.md section 1, "Limits and rules RCL enforces".
+affected images. Each rule and the AWS page it comes from: docs/rekognition-rules.md.
 """
 
-import json
-import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
+from projects.manifests.lines import (
+    IGNORED_TYPES,
+    LineError,
+    attribute_keys,
+    attribute_problem,
+    detection_attributes,
+    failures,
+    line_labels,
+    metadata_type,
+    parse_line,
+    strip_rcl_keys,
+)
 from projects.rules import (
     IMAGE_EXTENSIONS,
     IMAGE_FORMATS,
@@ -20,40 +29,45 @@ from projects.rules import (
     MAX_INVALID_FRACTION,
     MAX_LABEL_NAME,
     MAX_LABELS,
-    MAX_LINE_CHARS,
     MAX_LINES,
     MAX_MANIFEST_BYTES,
     MAX_SIDE,
+    MAX_TEST_IMAGES_PER_LABEL,
     MIN_LABELS,
     MIN_SIDE,
+    MIN_TEST_COVERAGE,
+    REGIONAL_MAX_IMAGES,
     SCALED_SIDE,
+    size_text,
 )
 
-DETECTION_TYPE = "groundtruth/object-detection"
-IGNORED_TYPES = {"groundtruth/image-classification", "groundtruth/label-verification"}
-RCL_KEYS = ("errors", "warnings", "cl-errors", "cl-metadata")
-BOX_KEYS = ("left", "top", "width", "height")
-REQUIRED_METADATA = ("objects", "class-map", "type", "human-annotated", "creation-date")
-
-MIN_TEST_COVERAGE = 0.5
 EXAMPLES = 10
-CREATION_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+# What a manifest is for: Rekognition's regional quotas and the per-label test limit differ.
+TRAIN, TEST = "train", "test"
 
 ERROR, WARNING = "error", "warning"
 # code: (severity, what it means for Rekognition). Codes marked invalid count towards the 20% rule.
 RULES = {
     "malformed": (ERROR, "lines that are not valid object-detection lines (Rekognition drops them)"),
-    "line-too-long": (ERROR, f"lines longer than {MAX_LINE_CHARS:,} characters (Rekognition drops them)"),
     "duplicate-source": (ERROR, "images on more than one line (Rekognition keeps only one of them)"),
     "not-s3": (ERROR, "source-ref values that are not s3:// addresses"),
     "mixed-buckets": (ERROR, "images in more than one bucket: Rekognition needs all of them in one"),
-    "too-few-labels": (ERROR, f"fewer than {MIN_LABELS} labels with boxes: Rekognition will not train"),
+    "too-few-labels": (ERROR, "no label with boxes: Rekognition will not train"),
     "too-many-labels": (ERROR, f"more than {MAX_LABELS} labels: Rekognition will not train"),
     "too-many-lines": (ERROR, f"more than {MAX_LINES:,} lines: Rekognition refuses the manifest"),
+    "regional-quota": (ERROR, "more images than Rekognition's quota in the project's region"),
+    "too-many-test-images": (
+        ERROR, f"labels on more than {MAX_TEST_IMAGES_PER_LABEL:,} test images: Rekognition refuses "
+        "the test dataset",
+    ),
     "too-large": (ERROR, "manifest larger than 1 GB: Rekognition refuses it"),
     "too-many-invalid": (
         ERROR, f"more than {MAX_INVALID_FRACTION:.0%} of the lines are invalid: Rekognition refuses "
         "the manifest",
+    ),
+    "blank-line": (WARNING, "blank lines (Rekognition counts each as an invalid line)"),
+    "failed-object": (
+        WARNING, "Ground Truth data objects that failed (failure-reason, no labels from that job)"
     ),
     "too-many-boxes": (WARNING, f"images with more than {MAX_BOXES} boxes (Rekognition rejects the line)"),
     "image-dimensions": (
@@ -61,27 +75,46 @@ RULES = {
         f"{MAX_ASPECT}:1 (Rekognition rejects the line)",
     ),
     "image-format": (WARNING, "images that are not JPEG or PNG (Rekognition rejects the line)"),
-    "image-too-large": (WARNING, "images larger than 15 MB (Rekognition rejects the line)"),
+    "image-too-large": (
+        WARNING, f"images larger than {size_text(MAX_IMAGE_BYTES)} (Rekognition rejects the line)"
+    ),
     "label-name-too-long": (
         WARNING, f"label names longer than {MAX_LABEL_NAME} characters (Rekognition rejects the line)"
     ),
     "not-detection": (
         WARNING, "lines without an object-detection attribute (dropped from a detection dataset)"
     ),
+    "no-valid-boxes": (
+        WARNING, "images whose every box is outside the frame or too small (Rekognition rejects the "
+        "line: ERROR_NO_VALID_ANNOTATIONS)",
+    ),
     "tiny-box": (
         WARNING, f"boxes 1 px or smaller once Rekognition scales the image to {SCALED_SIDE} px on its "
         "long side (each is dropped)",
     ),
     "box-outside": (WARNING, "boxes not inside the image frame (each is dropped)"),
+    "flagged-by-rekognition": (
+        WARNING, "boxes Rekognition marked with an ERROR_ code when it handed the line back"
+    ),
+    "machine-labels": (
+        WARNING, "images whose boxes are a model's proposals nobody reviewed (human-annotated: no): "
+        "Rekognition ignores confidence and trains on these boxes like reviewed ones",
+    ),
     "empty": (WARNING, "images verified as empty: kept as a record, ignored for training"),
+    "one-label": (
+        WARNING, "one label only: Rekognition's quotas page allows it for object detection, though one "
+        "of its error pages asks for two",
+    ),
     "ignored-attributes": (
         WARNING, "classification or label-verification attributes (ignored by detection training)"
     ),
-    "several-attributes": (WARNING, "lines with more than one object-detection attribute"),
+    "several-attributes": (
+        WARNING, "lines with more than one object-detection attribute (the last one is checked and counted)"
+    ),
 }
 INVALIDATING = {
-    "malformed", "line-too-long", "not-s3", "too-many-boxes", "image-dimensions", "image-format",
-    "image-too-large", "label-name-too-long", "not-detection",
+    "malformed", "blank-line", "not-s3", "too-many-boxes", "image-dimensions", "image-format",
+    "image-too-large", "label-name-too-long", "not-detection", "no-valid-boxes",
 }
 
 
@@ -103,6 +136,7 @@ class ValidationReport:
     empty: int = 0
     invalid_lines: int = 0
     labels: dict = field(default_factory=dict)  # label name -> boxes
+    label_images: dict = field(default_factory=dict)  # label name -> lines with a box of it
     buckets: dict = field(default_factory=dict)  # bucket -> lines
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
@@ -145,29 +179,41 @@ def _counts(issue):
 class ManifestValidator:
     """Feed it lines (text) or records (parsed objects), then ask for the report.
 
-    Memory stays flat except for the duplicate check, which remembers a hash per source-ref;
-    exports from the database skip it because an iteration cannot hold an image twice.
+    region: the project's AWS region, for Rekognition's regional quotas; purpose: TRAIN (also for
+    a manifest not split yet) or TEST, whose quota is smaller and whose labels may each be on at
+    most 1,000 images. Memory stays flat except for the duplicate check, which remembers a hash per
+    source-ref; exports from the database skip it because an iteration cannot hold an image twice.
     """
 
-    def __init__(self, *, check_duplicates=True):
+    def __init__(self, *, check_duplicates=True, region=None, purpose=TRAIN):
+        if purpose not in (TRAIN, TEST):
+            raise ValueError(f"purpose must be {TRAIN!r} or {TEST!r}, not {purpose!r}")
         self._report = ValidationReport()
         self._issues = {}
         self._seen = set() if check_duplicates else None
         self._invalid = False
+        self.region = region or ""
+        self.purpose = purpose
 
     # Feeding
 
     def add_line(self, text, *, line_number=None):
-        """Check one line of text; returns the parsed line, or None if blank or not JSON."""
+        """Check one line of text; returns the parsed line, or None if blank or not JSON.
+
+        A blank line is an object to Rekognition, and an invalid one.
+        """
         text = text.rstrip("\r\n")
-        if not text.strip():
-            return None
         where = f"line {line_number or self._report.lines + 1}"
-        try:
-            obj = json.loads(text)
-        except ValueError as error:
+        if not text.strip():
             self._start(len(text))
-            self._flag("malformed", f"{where}: not JSON ({error})")
+            self._flag("blank-line", where)
+            self._finish()
+            return None
+        try:
+            obj = parse_line(text)
+        except LineError as error:
+            self._start(len(text))
+            self._flag("malformed", f"{where}: {error}")
             self._finish()
             return None
         self.add_record(obj, len(text), line_number=line_number,
@@ -180,25 +226,36 @@ class ManifestValidator:
         number = line_number or self._report.lines
         source = obj.get("source-ref") if isinstance(obj, dict) else None
         where = f"line {number} ({source})" if isinstance(source, str) else f"line {number}"
-        if length > MAX_LINE_CHARS:
-            self._flag("line-too-long", f"{where}: {length:,} characters")
         if not isinstance(obj, dict) or not isinstance(source, str):
             self._flag("malformed", f"{where}: no source-ref")
             self._finish()
             return
+        obj, flagged = strip_rcl_keys(obj)
+        for found in flagged:
+            self._flag("flagged-by-rekognition",
+                       f"{where}: {found.attribute} box {found.index}: {', '.join(found.codes)}")
+        for name, reason in failures(obj):
+            self._flag("failed-object", f"{where}: {name}: {reason}")
         self._check_source(source, where, image_format, file_size)
         attributes = detection_attributes(obj)
-        if any(_metadata_type(obj, key) in IGNORED_TYPES for key in _attribute_keys(obj)):
+        if any(metadata_type(obj, key) in IGNORED_TYPES for key in attribute_keys(obj)):
             self._flag("ignored-attributes", where)
         if not attributes:
             self._flag("not-detection", where)
         elif len(attributes) > 1:
             self._flag("several-attributes", f"{where}: {', '.join(attributes)}")
-        for attribute in attributes:
-            self._check_attribute(obj, attribute, where)
+        problems = [(name, attribute_problem(obj, name)) for name in attributes]
+        for name, problem in problems:
+            if problem:
+                self._flag("malformed", f"{where}: {name}: {problem}")
+        well_formed = [name for name, problem in problems if not problem]
+        if well_formed:
+            # One line is one image: its boxes and labels are counted once, from one attribute.
+            self._check_attribute(obj, well_formed[-1], where)
         self._finish()
 
-    def add_image(self, *, source, width, height, boxes, class_names, length, file_size=0, image_format=""):
+    def add_image(self, *, source, width, height, boxes, class_names, length, file_size=0, image_format="",
+                  human_annotated=True):
         """A line Loupe's exporter built, described without parsing it back.
 
         boxes: (class_id, left, top, width, height) integer pixels; class_names: {class_id: name}.
@@ -206,10 +263,8 @@ class ManifestValidator:
         """
         self._start(length)
         where = f"line {self._report.lines} ({source})"
-        if length > MAX_LINE_CHARS:
-            self._flag("line-too-long", f"{where}: {length:,} characters")
         self._check_source(source, where, image_format, file_size)
-        self._check_image(where, width, height, boxes, class_names)
+        self._check_image(where, width, height, boxes, class_names, human_annotated)
         self._finish()
 
     # Per line
@@ -253,24 +308,19 @@ class ManifestValidator:
         elif not fmt and PurePosixPath(source).suffix.lower() not in IMAGE_EXTENSIONS:
             self._flag("image-format", f"{where}: not a .jpg, .jpeg or .png file")
         if file_size > MAX_IMAGE_BYTES:
-            self._flag("image-too-large", f"{where}: {file_size / 1024 / 1024:.1f} MB")
+            self._flag("image-too-large", f"{where}: {size_text(file_size)}")
 
     def _check_attribute(self, obj, attribute, where):
-        problem = attribute_problem(obj, attribute)
-        if not problem and not all(_is_int(box[key]) for box in obj[attribute]["annotations"]
-                                   for key in BOX_KEYS):
-            problem = "box pixels must be integers"
-        if problem:
-            self._flag("malformed", f"{where}: {attribute}: {problem}")
-            return
         size = obj[attribute]["image_size"][0]
         class_map = obj[attribute + "-metadata"]["class-map"]
+        # Float pixels (AWS's COCO converter writes them) are checked as Rekognition reads them.
         boxes = [(box["class_id"], box["left"], box["top"], box["width"], box["height"])
                  for box in obj[attribute]["annotations"]]
         names = {box[0]: class_map[str(box[0])] for box in boxes}
-        self._check_image(where, size["width"], size["height"], boxes, names)
+        human = obj[attribute + "-metadata"]["human-annotated"] == "yes"
+        self._check_image(where, size["width"], size["height"], boxes, names, human)
 
-    def _check_image(self, where, width, height, boxes, class_names):
+    def _check_image(self, where, width, height, boxes, class_names, human=True):
         short, long = (width, height) if width < height else (height, width)
         if short < MIN_SIDE or long > MAX_SIDE or long > MAX_ASPECT * short:
             self._flag("image-dimensions", f"{where}: {width}x{height}")
@@ -278,6 +328,8 @@ class ManifestValidator:
             self._report.empty += 1
             self._flag("empty", where)
             return
+        if not human:
+            self._flag("machine-labels", where, len(boxes))
         if len(boxes) > MAX_BOXES:
             self._flag("too-many-boxes", f"{where}: {len(boxes)} boxes")
         # A side of at most `smallest` px shrinks to 1 px or less when the long side becomes 1280.
@@ -295,11 +347,16 @@ class ManifestValidator:
                 outside += 1
             elif box_width <= smallest or box_height <= smallest:
                 tiny += 1
+        images = self._report.label_images
+        for name in {class_names[box[0]] for box in boxes}:
+            images[name] = images.get(name, 0) + 1
         self._report.boxes += len(boxes)
         if outside:
             self._flag("box-outside", where, outside)
         if tiny:
             self._flag("tiny-box", where, tiny)
+        if outside + tiny == len(boxes):
+            self._flag("no-valid-boxes", where, outside + tiny)
         if long_names:
             self._flag("label-name-too-long", f"{where}: {long_names[0][:40]}...")
 
@@ -312,12 +369,25 @@ class ManifestValidator:
             counts = ", ".join(f"{name} ({count})" for name, count in sorted(report.buckets.items()))
             whole.append(("mixed-buckets", counts))
         if len(report.labels) < MIN_LABELS:
-            found = ", ".join(sorted(report.labels)) or "none"
-            whole.append(("too-few-labels", f"labels with boxes: {found}"))
+            whole.append(("too-few-labels", "labels with boxes: none"))
+        elif len(report.labels) == 1:
+            whole.append(("one-label", f"label with boxes: {next(iter(report.labels))}"))
         if len(report.labels) > MAX_LABELS:
             whole.append(("too-many-labels", f"{len(report.labels)} labels"))
         if report.lines > MAX_LINES:
             whole.append(("too-many-lines", f"{report.lines:,} lines"))
+        quota = REGIONAL_MAX_IMAGES.get(self.region)
+        if quota is not None:
+            limit = quota[1] if self.purpose == TEST else quota[0]
+            if report.lines > limit:
+                whole.append(("regional-quota", f"{report.lines:,} {self.purpose} images; "
+                                                f"{self.region} allows {limit:,}"))
+        if self.purpose == TEST:
+            crowded = sorted(name for name, count in report.label_images.items()
+                             if count > MAX_TEST_IMAGES_PER_LABEL)
+            if crowded:
+                whole.append(("too-many-test-images", ", ".join(
+                    f"{name} ({report.label_images[name]:,} images)" for name in crowded)))
         if report.bytes > MAX_MANIFEST_BYTES:
             whole.append(("too-large", f"{report.bytes:,} bytes"))
         if report.lines and report.invalid_lines > MAX_INVALID_FRACTION * report.lines:
@@ -332,111 +402,9 @@ class ManifestValidator:
         return report
 
 
-def _attribute_keys(obj):
-    return [key for key in obj if key + "-metadata" in obj and not key.endswith("-metadata")]
-
-
-def _metadata_type(obj, key):
-    metadata = obj.get(key + "-metadata")
-    return metadata.get("type") if isinstance(metadata, dict) else None
-
-
-def detection_attributes(obj):
-    """Names of the object-detection attributes of a parsed line, in file order."""
-    return [key for key in _attribute_keys(obj) if _metadata_type(obj, key) == DETECTION_TYPE]
-
-
-@dataclass
-class Attribute:
-    name: str
-    human: bool
-    created: datetime
-    size: tuple  # (width, height, depth)
-    boxes: list  # (label name, left, top, width, height, confidence 0..1)
-
-
-def parse_detection_attribute(obj, name):
-    """The boxes of a well-formed object-detection attribute; ValueError saying what is wrong."""
-    problem = attribute_problem(obj, name)
-    if problem:
-        raise ValueError(f"{name}: {problem}")
-    body, metadata = obj[name], obj[name + "-metadata"]
-    size = body["image_size"][0]
-    class_map = metadata["class-map"]
-    boxes = [
-        (class_map[str(box["class_id"])], box["left"], box["top"], box["width"], box["height"],
-         entry["confidence"])
-        for box, entry in zip(body["annotations"], metadata["objects"], strict=True)
-    ]
-    created = datetime.fromisoformat(metadata["creation-date"]).replace(tzinfo=UTC)
-    return Attribute(name, metadata["human-annotated"] == "yes", created,
-                     (size["width"], size["height"], size["depth"]), boxes)
-
-
-def attribute_problem(obj, attribute):
-    """Why an object-detection attribute is malformed, or None. Accepts float pixels."""
-    body, metadata = obj.get(attribute), obj.get(attribute + "-metadata")
-    if not isinstance(body, dict) or not isinstance(metadata, dict):
-        return f"{attribute} and {attribute}-metadata must be objects"
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
-    if missing:
-        return f"{attribute}-metadata lacks {', '.join(missing)}"
-    size = body.get("image_size")
-    if not (isinstance(size, list) and len(size) == 1 and isinstance(size[0], dict)):
-        return "image_size must be a list of one {width, height, depth}"
-    for key in ("width", "height", "depth"):
-        if not _is_int(size[0].get(key)) or size[0][key] <= 0:
-            return f"image_size lacks a positive integer {key}"
-    annotations, objects = body.get("annotations"), metadata["objects"]
-    if not isinstance(annotations, list) or not isinstance(objects, list):
-        return "annotations and objects must be lists"
-    if len(objects) != len(annotations):
-        return f"objects has {len(objects)} entries for {len(annotations)} annotations"
-    class_map = metadata["class-map"]
-    if not isinstance(class_map, dict):
-        return "class-map must be an object"
-    for index, box in enumerate(annotations):
-        problem = _box_problem(box, class_map)
-        if problem:
-            return f"annotation {index}: {problem}"
-    for index, entry in enumerate(objects):
-        confidence = entry.get("confidence") if isinstance(entry, dict) else None
-        if not _is_number(confidence) or not 0 <= confidence <= 1:
-            return f"objects[{index}] needs a confidence between 0 and 1"
-    if metadata["human-annotated"] not in ("yes", "no"):
-        return 'human-annotated must be "yes" or "no"'
-    date = metadata["creation-date"]
-    if not isinstance(date, str) or not CREATION_DATE.match(date):
-        return f"creation-date {date!r} is not UTC YYYY-MM-DDTHH:MM:SS[.ffffff]"
-    return None
-
-
-def _box_problem(box, class_map):
-    if not isinstance(box, dict):
-        return "not an object"
-    for key in BOX_KEYS:
-        if not _is_number(box.get(key)):
-            return f"{key} must be a number of pixels"
-    class_id = box.get("class_id")
-    if not _is_int(class_id):
-        return "class_id must be an integer"
-    name = class_map.get(str(class_id))
-    if not isinstance(name, str) or not name:
-        return f"class_id {class_id} is not in class-map"
-    return None
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def validate_lines(lines):
+def validate_lines(lines, *, region=None, purpose=TRAIN):
     """The report for an iterable of manifest lines (text), e.g. an open file."""
-    validator = ManifestValidator()
+    validator = ManifestValidator(region=region, purpose=purpose)
     for number, text in enumerate(lines, start=1):
         validator.add_line(text, line_number=number)
     return validator.report()
@@ -468,20 +436,9 @@ def split_problems(train_sources, train_labels, test_sources, test_labels):
 def _sources_and_labels(lines):
     sources, labels = set(), set()
     for text in lines:
-        if not text.strip():
+        obj = parse_line(text)
+        if obj is None:
             continue
-        obj = json.loads(text)
         sources.add(obj.get("source-ref"))
         labels.update(line_labels(obj))
     return sources, labels
-
-
-def line_labels(obj):
-    """Label names with at least one box on a parsed line."""
-    names = set()
-    for attribute in detection_attributes(obj):
-        if attribute_problem(obj, attribute):
-            continue
-        class_map = obj[attribute + "-metadata"]["class-map"]
-        names.update(class_map[str(box["class_id"])] for box in obj[attribute]["annotations"])
-    return names

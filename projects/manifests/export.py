@@ -2,7 +2,8 @@
 
 Pure functions build one JSON line per image; `iter_manifest_records` streams an iteration's lines
 from the database in chunks (a server-side cursor on PostgreSQL, one box query per chunk), so an
-export of any size runs in flat memory. Exact format: shared/spec/formats.md section 1.
+export of any size runs in flat memory. The line's grammar: projects.manifests.lines; the rules:
+docs/rekognition-rules.md.
 """
 
 import json
@@ -14,6 +15,7 @@ from django.db.models import Q
 
 from projects.geometry import frame_pixels
 from projects.manifests.checks import ManifestValidator, ValidationReport, validate_lines
+from projects.manifests.lines import DETECTION_TYPE, format_creation_date
 from projects.models import Image, Proposal
 from reviewer.models import Box
 
@@ -26,7 +28,6 @@ __all__ = [
 
 ATTRIBUTE = "bounding-box"
 METADATA = ATTRIBUTE + "-metadata"
-DETECTION_TYPE = "groundtruth/object-detection"
 CHUNK_SIZE = 2000
 CONTENT_TYPE = "application/jsonlines"
 
@@ -49,6 +50,8 @@ class ManifestRecord:
     image_format: str = ""
     # {class_id: label name}, one dict shared by every record of an export.
     class_names: dict = field(default_factory=dict)
+    # False for an unreviewed image exported with its model's proposals.
+    human: bool = True
 
     def labels(self):
         """Names of the labels with at least one box on this line."""
@@ -58,7 +61,7 @@ class ManifestRecord:
         validator.add_image(
             source=self.source_ref, width=self.width, height=self.height, boxes=self.boxes,
             class_names=self.class_names, length=len(self.text), file_size=self.file_size,
-            image_format=self.image_format,
+            image_format=self.image_format, human_annotated=self.human,
         )
 
 
@@ -71,13 +74,6 @@ class ExportResult:
 
 def job_name(iteration):
     return f"loupe/{iteration.project.slug}/{iteration.name}"
-
-
-def format_creation_date(moment):
-    """UTC without an offset, as Ground Truth writes it: 2026-11-28T10:15:03.123456."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds")
 
 
 def class_ids(labels):
@@ -284,7 +280,7 @@ def iter_manifest_records(*, iteration, include_unreviewed=False, include_empty=
                 clamped=clamped, human_annotated=human,
                 creation_date=format_creation_date(reviewed_at) if reviewed_at else fallback_date,
             )
-            yield ManifestRecord(image_id, text, source_ref, width, height, clamped, size, fmt, names)
+            yield ManifestRecord(image_id, text, source_ref, width, height, clamped, size, fmt, names, human)
 
 
 def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=True,
@@ -298,14 +294,17 @@ def iter_manifest_lines(*, iteration, include_unreviewed=False, include_empty=Tr
 
 
 def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=True,
-                   chunk_size=CHUNK_SIZE, now=None, progress=None, on_record=None):
+                   chunk_size=CHUNK_SIZE, now=None, progress=None, on_record=None, regional_quota=True):
     """Write the manifest to the text stream `out` and validate it on the way.
 
     Returns an ExportResult whose report says whether Rekognition will accept the file; the
     caller decides what to do with a file that has errors (file exports delete it).
     on_record: called with each ManifestRecord once its line is written (e.g. to plan a split).
+    regional_quota: False when the file is split afterwards, so the region's training and test
+    quotas apply to the two halves rather than to the whole.
     """
-    validator = ManifestValidator(check_duplicates=False)
+    region = iteration.project.region if regional_quota else None
+    validator = ManifestValidator(check_duplicates=False, region=region)
     total = _count_candidates(iteration, include_unreviewed) if progress else 0
     result = ExportResult()
     for done, record in enumerate(
@@ -332,7 +331,7 @@ def write_manifest(*, iteration, out, include_unreviewed=False, include_empty=Tr
 
 def validate_export(*, iteration, include_unreviewed=False, include_empty=True, chunk_size=CHUNK_SIZE):
     """The validation report of an export without writing it anywhere."""
-    validator = ManifestValidator(check_duplicates=False)
+    validator = ManifestValidator(check_duplicates=False, region=iteration.project.region)
     for record in iter_manifest_records(
         iteration=iteration, include_unreviewed=include_unreviewed, include_empty=include_empty,
         chunk_size=chunk_size,

@@ -5,27 +5,34 @@ Human-annotated object-detection attributes become the reviewed truth (Boxes wit
 reviewed, unless the caller trusts them. Each line is imported atomically; a bad line is reported
 with its number and never stops the rest. Importing the same file again changes nothing.
 
+Lines are read as AWS writes them (projects.manifests.lines): Rekognition's errors and warnings
+are stripped at every level, and an attribute with a box Rekognition flagged (ERROR_*) is imported
+as proposals to review, never as truth; Ground Truth's failed data objects are listed with their
+failure-reason.
+
 A person's decisions win: an image reviewed in Loupe keeps its review, and an image a reviewer
 holds open is skipped. Writing an image's truth bumps its version, as a saved review does, so a
 review page opened before the import is refused as stale instead of silently overwriting it.
 """
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from projects.geometry import Rect, clip_to_frame
-from projects.manifests.checks import (
-    IGNORED_TYPES,
-    RCL_KEYS,
-    detection_attributes,
-    parse_detection_attribute,
-)
 from projects.manifests.export import source_resolver, storage_prefix
+from projects.manifests.lines import (
+    IGNORED_TYPES,
+    LineError,
+    detection_attributes,
+    failures,
+    parse_detection_attribute,
+    parse_line,
+    strip_rcl_keys,
+)
 from projects.models import Image, ModelVersion, Proposal, lease_is_free
 from projects.provisioning import ProjectSetupError, add_labels
 from projects.rules import FORMAT_BY_SUFFIX
@@ -42,17 +49,16 @@ class ManifestImportReport:
     labels_created: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # (line number, message): the line was not imported
     warnings: list = field(default_factory=list)  # (line number, message)
+    # (line number, message): Ground Truth data objects that failed (failure-reason, no labels).
+    failed: list = field(default_factory=list)
 
     def summary(self):
+        failed = f", {len(self.failed)} failed data objects" if self.failed else ""
         return (
             f"{self.imported} of {self.lines} lines imported ({self.images_created} new images, "
-            f"{self.boxes} boxes, {self.proposals} proposals), {len(self.errors)} rejected, "
-            f"{len(self.warnings)} warnings"
+            f"{self.boxes} boxes, {self.proposals} proposals), {len(self.errors)} rejected"
+            f"{failed}, {len(self.warnings)} warnings"
         )
-
-
-class LineError(Exception):
-    """This line cannot be imported; the message says why."""
 
 
 class _Importer:
@@ -75,18 +81,18 @@ class _Importer:
         self.report.warnings.append((number, message))
 
     def line(self, number, text):
-        try:
-            obj = json.loads(text)
-        except ValueError as error:
-            raise LineError(f"not JSON ({error})") from None
-        if not isinstance(obj, dict):
-            raise LineError("not a JSON object")
-        for key in RCL_KEYS:
-            obj.pop(key, None)
+        obj = parse_line(text)
+        if obj is None:
+            return False
+        # Lines Rekognition hands back carry errors and warnings at every level.
+        obj, flagged = strip_rcl_keys(obj)
         source = obj.get("source-ref")
         if not isinstance(source, str) or not source:
             raise LineError("no source-ref: Loupe imports images by their address")
-        attributes = self._attributes(number, obj)
+        for name, reason in failures(obj):
+            self.report.failed.append(
+                (number, f"{source}: Ground Truth job attribute {name!r} failed: {reason}"))
+        attributes = self._attributes(number, obj, flagged)
         if not attributes:
             return False
         position = self.position
@@ -102,7 +108,7 @@ class _Importer:
             raise
         return stored
 
-    def _attributes(self, number, obj):
+    def _attributes(self, number, obj, flagged):
         detection = detection_attributes(obj)
         for key in obj:
             metadata = obj.get(key + "-metadata")
@@ -115,17 +121,18 @@ class _Importer:
             if any(k.endswith("-metadata") for k in obj):
                 return []
             raise LineError("no object-detection attribute (no '<name>' with '<name>-metadata')")
-        return [self._parse(obj, name) for name in detection]
-
-    def _parse(self, obj, name):
-        try:
-            return parse_detection_attribute(obj, name)
-        except ValueError as error:
-            raise LineError(str(error)) from None
+        attributes = [parse_detection_attribute(obj, name) for name in detection]
+        for found in flagged:
+            self.warn(number, f"{found.attribute} box {found.index}: Rekognition flagged it "
+                              f"({', '.join(found.codes)}); the attribute's boxes are imported as "
+                              "proposals to review, not as truth")
+        names = {found.attribute for found in flagged}
+        return [replace(a, flagged=True) if a.name in names else a for a in attributes]
 
     def _store(self, number, source, attributes):
         self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
-        truth = [a for a in attributes if a.human] or (list(attributes) if self.trust else [])
+        trusted = [a for a in attributes if not a.flagged]
+        truth = [a for a in trusted if a.human] or (trusted if self.trust else [])
         truth.sort(key=lambda a: a.created)
         image = self._image(source, attributes[0].size)
         now = timezone.now()
@@ -138,7 +145,7 @@ class _Importer:
                 self.warn(number, f"attribute {older.name!r} superseded by the newer {truth[-1].name!r}")
             self._store_truth(number, image, truth[-1], now)
         for attribute in attributes:
-            if not attribute.human and not self.trust:
+            if attribute.flagged or (not attribute.human and not self.trust):
                 self._store_proposals(number, image, attribute)
         return True
 
@@ -226,7 +233,7 @@ class _Importer:
         model_version = self._model_version(attribute.name)
         proposals = [
             Proposal(image=image, model_version=model_version, label=label, left=left, top=top,
-                     width=width, height=height, confidence=min(max(confidence * 100, 0), 100))
+                     width=width, height=height, confidence=min(max(round(confidence * 100, 6), 0), 100))
             for label, (left, top, width, height), confidence in self._framed(number, image, attribute)
         ]
         Proposal.objects.filter(image=image, model_version=model_version).delete()

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from projects import runs as lifecycle
 from projects.aws import s3
-from projects.manifests.checks import ManifestValidator, split_problems
+from projects.manifests.checks import TEST, TRAIN, ManifestValidator, split_problems
 from projects.manifests.export import ManifestError, manifest_filename, validate_export, write_manifest
 from projects.manifests.split import SplitError, SplitPlanner, write_split
 from projects.models import Export, RunStatus
@@ -103,7 +103,7 @@ def _write_checked(*, iteration, folder, options, test_fraction, progress):
         temps.append(whole)
         with open(whole, "w", encoding="utf-8") as out:
             result = write_manifest(
-                iteration=iteration, out=out, progress=progress, **options,
+                iteration=iteration, out=out, progress=progress, regional_quota=planner is None, **options,
                 # The split is planned from the records as they are written: no pass over the file.
                 on_record=None if planner is None else
                 lambda record: planner.add(record.source_ref, record.labels()),
@@ -113,7 +113,7 @@ def _write_checked(*, iteration, folder, options, test_fraction, progress):
         if planner is None:
             parts, split = [_Part(whole, "", result.lines, result.report)], None
         else:
-            parts, split = _split(whole, folder, planner, temps)
+            parts, split = _split(whole, folder, planner, temps, iteration.project.region)
         kept = {part.temp for part in parts}
         return parts, split
     except SplitError as error:
@@ -127,8 +127,8 @@ def _write_checked(*, iteration, folder, options, test_fraction, progress):
 class _SideCheck:
     """Validates one half of a split while it is written, and keeps what check_split compares."""
 
-    def __init__(self):
-        self.validator = ManifestValidator()
+    def __init__(self, region, purpose):
+        self.validator = ManifestValidator(region=region, purpose=purpose)
         self.sources = set()
         self.lines = 0
 
@@ -139,7 +139,7 @@ class _SideCheck:
             self.sources.add(obj.get("source-ref"))
 
 
-def _split(whole, folder, planner, temps):
+def _split(whole, folder, planner, temps, region):
     """Split the checked manifest at whole into -train and -test files, validating both on the way.
 
     One read of the manifest: the plan comes from the planner fed while it was written.
@@ -149,7 +149,7 @@ def _split(whole, folder, planner, temps):
     for suffix in ("-train", "-test"):
         paths[suffix] = _temporary(folder, suffix + ".part")
         temps.append(paths[suffix])
-    checks = {"-train": _SideCheck(), "-test": _SideCheck()}
+    checks = {"-train": _SideCheck(region, TRAIN), "-test": _SideCheck(region, TEST)}
     with open(whole, encoding="utf-8") as lines, \
             open(paths["-train"], "w", encoding="utf-8") as train, \
             open(paths["-test"], "w", encoding="utf-8") as test:

@@ -7,11 +7,10 @@ covering under half of the training labels), never taking a label's last image f
 """
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from projects.manifests.checks import line_labels
+from projects.manifests.lines import line_labels, parse_line
 
 
 class SplitError(Exception):
@@ -63,8 +62,8 @@ class SplitPlanner:
         self._entries.append(_Entry(score, labels, score < self.test_fraction))
 
     def add_line(self, text):
-        if text.strip():
-            obj = json.loads(text)
+        obj = parse_line(text)
+        if obj is not None:
             self.add(obj.get("source-ref", ""), line_labels(obj))
 
     def plan(self):

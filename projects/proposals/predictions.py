@@ -8,21 +8,21 @@ Two line shapes are accepted:
 Each line is imported whole or not at all; every line not imported is reported with its number.
 """
 
-import json
 from dataclasses import dataclass, field
 
 from projects.detections import Detection, InvalidDetection
 from projects.geometry import Rect, all_finite, clip_to_frame
-from projects.manifests.checks import DETECTION_TYPE, parse_detection_attribute
+from projects.manifests.lines import (
+    CLASSIFICATION_TYPE,
+    DETECTION_TYPE,
+    LineError,
+    parse_detection_attribute,
+    parse_line,
+    strip_rcl_keys,
+)
 from projects.models import ModelVersion
 from projects.proposals.rekognition import detections_from_custom_labels
 from projects.proposals.runs import store_detections
-
-IMAGE_CLASSIFICATION = "groundtruth/image-classification"
-
-
-class LineError(ValueError):
-    """This line cannot be imported; the message says why."""
 
 
 @dataclass
@@ -70,9 +70,10 @@ def import_predictions(*, iteration, model_version, lines, attribute=None):
 
 
 def _import_line(raw, number, *, iteration, model_version, labels, attribute, report, first_seen):
-    data = parse_json_line(raw)
+    data = parse_line(raw)
     if data is None:
         return
+    data, _flagged = strip_rcl_keys(data)
     source = data.get("source-ref")
     if not isinstance(source, str) or not source:
         raise LineError("no source-ref")
@@ -98,24 +99,6 @@ def _import_line(raw, number, *, iteration, model_version, labels, attribute, re
         )
 
 
-def parse_json_line(raw):
-    """A dict, None for a blank line, or LineError."""
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise LineError("not UTF-8 text") from None
-    if not raw.strip():
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise LineError(f"not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise LineError("not a JSON object")
-    return data
-
-
 def detections_from_line(data, *, width, height, attribute=None):
     if "CustomLabels" in data and attribute is None:
         try:
@@ -131,7 +114,7 @@ def detections_from_line(data, *, width, height, attribute=None):
     kind = metadata.get("type")
     if kind == DETECTION_TYPE:
         return _from_object_detection(data, name, width, height)
-    if kind == IMAGE_CLASSIFICATION:
+    if kind == CLASSIFICATION_TYPE:
         return [Detection(_class_name(metadata), _manifest_confidence(metadata.get("confidence")), None)]
     raise LineError(f"attribute {name!r} is of type {kind!r}, not an object-detection or classification")
 
@@ -140,7 +123,7 @@ def _label_attribute(data):
     found = [
         key for key, value in data.items()
         if isinstance(value, dict) and key.endswith("-metadata")
-        and value.get("type") in (DETECTION_TYPE, IMAGE_CLASSIFICATION)
+        and value.get("type") in (DETECTION_TYPE, CLASSIFICATION_TYPE)
         and key[: -len("-metadata")] in data
     ]
     if not found:
@@ -152,10 +135,7 @@ def _label_attribute(data):
 
 
 def _from_object_detection(data, name, width, height):
-    try:
-        attribute = parse_detection_attribute(data, name)
-    except ValueError as error:
-        raise LineError(str(error)) from None
+    attribute = parse_detection_attribute(data, name)
     line_width, line_height, _depth = attribute.size
     if (line_width, line_height) != (width, height):
         # Manifest boxes are pixels of the image the line describes: on an image of another size

@@ -13,17 +13,19 @@ from django.db import transaction
 
 from projects.aws import rekognition as aws
 from projects.aws import s3
+from projects.aws.errors import BAD_CREDENTIALS, THROTTLING, credentials_message
+from projects.aws.regions import arn_mismatch, bucket_mismatch
 from projects.aws.rekognition import DetectError, RekognitionError, call, describe_project_versions
 from projects.detections import NOT_RUNNING_MESSAGE, Detection, ImageProposalError, ModelNotReady
 from projects.geometry import Rect, all_finite, clip_to_frame
 from projects.images.storage import read_image_bytes
 from projects.models import ModelVersion
-from projects.rules import MAX_DETECT_BYTES
+from projects.rules import MAX_DETECT_BYTES, MB, size_text
 
-__all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "refresh_model_status",
+__all__ = ["RekognitionError", "RekognitionBackend", "start_model", "stop_model", "wait_for_model",
+           "refresh_model_status",
            "sync_model_versions", "detections_from_custom_labels", "version_name_from_arn"]
 
-THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException"}
 
 
 def _client_for(model_version):
@@ -87,13 +89,20 @@ class RekognitionBackend:
     """Proposals from a running Rekognition Custom Labels model version."""
 
     def __init__(self, model_version, *, client=None, sleep=time.sleep, jitter=random.random,
-                 max_attempts=6, base_delay=0.5, max_delay=20.0):
+                 max_attempts=6, base_delay=0.5, max_delay=20.0, bucket_region=s3.bucket_region):
         if not model_version.arn:
             raise ModelNotReady(
                 f"model version {model_version.name!r} has no Rekognition ARN: run "
                 f"'manage.py sync_models {model_version.project.slug}'"
             )
+        project = model_version.project
+        problem = arn_mismatch(model_version.arn, project.region)
+        if problem:
+            raise ModelNotReady(f"model version {model_version.name!r}: {problem}")
         self.model_version = model_version
+        # bucket -> why Rekognition cannot read it from this region ('' when it can or nobody knows)
+        self._bucket_problems = {}
+        self._bucket_region = bucket_region
         try:
             self.client = client or aws.client_or_error(model_version.project.region or None)
         except DetectError as error:
@@ -112,7 +121,12 @@ class RekognitionBackend:
             # everything and let reviewers filter.
             "MinConfidence": 0,
         }
-        response = self._call(request)
+        try:
+            response = self._call(request)
+        except ImageProposalError as error:
+            if error.code == "InvalidS3ObjectException" and "S3Object" in request["Image"]:
+                self._check_bucket(request["Image"]["S3Object"]["Bucket"])
+            raise
         try:
             return detections_from_custom_labels(
                 response.get("CustomLabels", []), width=image.width, height=image.height
@@ -121,19 +135,34 @@ class RekognitionBackend:
             raise ImageProposalError("InvalidResponse", f"Rekognition answered {error}") from error
 
     def _call(self, request):
-        attempt = 1
+        """One image's call, retried while throttled until max_attempts calls reached Rekognition
+        (botocore's own retries, read from each answer, count too)."""
+        calls = retry = 0
         while True:
             try:
                 return aws.detect_custom_labels(self.client, **request)
             except DetectError as error:
-                if error.code == "NoCredentials":
+                if error.code in ("NoCredentials", "CredentialsError"):
                     raise ModelNotReady(error.message) from error
+                if error.code in BAD_CREDENTIALS:
+                    raise ModelNotReady(credentials_message(error.code, error.message)) from error
                 if error.code == "ConnectionError":
                     raise ImageProposalError(error.code, error.message) from error
-                if error.code not in THROTTLING or attempt >= self.max_attempts:
-                    raise self._translate(error.code, error.message, attempt) from error
-            self.sleep(self.backoff(attempt))
-            attempt += 1
+                calls += error.attempts
+                if error.code not in THROTTLING or calls >= self.max_attempts:
+                    raise self._translate(error.code, error.message, calls) from error
+            retry += 1
+            self.sleep(self.backoff(retry))
+
+    def _check_bucket(self, bucket):
+        """Stop the run when the bucket is in another region: every image in it would fail.
+        Asked once per bucket, only after Rekognition could not read an image."""
+        if bucket not in self._bucket_problems:
+            region = self.model_version.project.region
+            self._bucket_problems[bucket] = bucket_mismatch(
+                bucket, self._bucket_region(bucket, region=region), region) or ""
+        if self._bucket_problems[bucket]:
+            raise ModelNotReady(self._bucket_problems[bucket])
 
     def backoff(self, attempt):
         """Seconds to wait before retry `attempt`: exponential, capped, half of it random so that
@@ -178,8 +207,8 @@ def _image_param(image):
     if len(data) >= MAX_DETECT_BYTES:
         raise ImageProposalError(
             "ImageTooLargeException",
-            f"the file is {len(data) / 1024 / 1024:.1f} MB and images sent directly must be under "
-            "4 MB: import large images from S3 instead",
+            f"the file is {size_text(len(data))} and images sent directly must be under "
+            f"{MAX_DETECT_BYTES // MB} MB ({MAX_DETECT_BYTES:,} bytes): import large images from S3 instead",
         )
     return {"Bytes": data}
 
@@ -201,14 +230,56 @@ def _require_rekognition(model_version):
         )
 
 
-def start_model(*, model_version, client=None):
-    """Ask Rekognition to start serving; it is billed per inference unit hour from now on."""
+# AWS recommends at least this many inference units for a model serving production traffic.
+RECOMMENDED_UNITS = 2
+
+
+def check_inference_units(min_units, max_units=None):
+    """The (min, max) inference units a start asks for; RekognitionError when they cannot be."""
+    if not isinstance(min_units, int) or min_units < 1:
+        raise RekognitionError(f"at least 1 inference unit is needed, not {min_units!r}")
+    if max_units is not None and (not isinstance(max_units, int) or max_units < min_units):
+        raise RekognitionError(
+            f"the maximum inference units ({max_units!r}) must be at least the minimum ({min_units})"
+        )
+    return min_units, max_units
+
+
+def start_model(*, model_version, client=None, min_units=1, max_units=None):
+    """Ask Rekognition to start serving on min_units inference units (auto-scaling up to max_units
+    when given); it is billed per inference unit hour from now on. STARTING until it is RUNNING:
+    see wait_for_model. Versions that finished training, were copied, stopped or failed can start.
+    """
     _require_rekognition(model_version)
+    min_units, max_units = check_inference_units(min_units, max_units)
     client = client or _client_for(model_version)
-    response = call(
-        client.start_project_version, ProjectVersionArn=model_version.arn, MinInferenceUnits=1
-    )
+    request = {"ProjectVersionArn": model_version.arn, "MinInferenceUnits": min_units}
+    if max_units is not None:
+        request["MaxInferenceUnits"] = max_units
+    response = call(client.start_project_version, **request)
     return _set_status(model_version, response["Status"], "")
+
+
+def wait_for_model(*, model_version, client=None, progress=None, delay=30, max_attempts=40, sleep=None):
+    """Wait until a started version is RUNNING (botocore's waiter); progress(status, seconds)."""
+    _require_rekognition(model_version)
+    project_arn = model_version.project.rekognition_project_arn
+    if not project_arn:
+        raise RekognitionError(
+            f"project {model_version.project.slug!r} has no Rekognition project ARN: set it in the "
+            "project settings"
+        )
+    client = client or _client_for(model_version)
+    try:
+        status = aws.wait_until_running(
+            client, project_arn=project_arn, version_name=version_name_from_arn(model_version.arn),
+            progress=progress, delay=delay, max_attempts=max_attempts, sleep=sleep,
+        )
+    except RekognitionError as error:
+        if str(error).startswith("the model version failed to start"):
+            _set_status(model_version, ModelVersion.Status.FAILED, str(error))
+        raise
+    return _set_status(model_version, status, "")
 
 
 def stop_model(*, model_version, client=None):
@@ -299,6 +370,9 @@ def sync_model_versions(*, project, client=None):
         raise RekognitionError(
             f"project {project.slug!r} has no Rekognition project ARN: set it in the project settings"
         )
+    problem = arn_mismatch(project.rekognition_project_arn, project.region)
+    if problem:
+        raise RekognitionError(problem)
     client = client or _client_for_project(project)
     report = SyncReport()
     for description in describe_project_versions(project.rekognition_project_arn, rekognition=client):

@@ -82,9 +82,26 @@ def _model_action(request, slug, model_id, action, done_message):
     return render(request, MODEL_CONTROLS_TEMPLATE, context)
 
 
+def _units(value):
+    """A whole number of inference units from the form, None when left empty."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise rekognition.RekognitionError(
+            f"inference units must be whole numbers, not {value!r}") from None
+
+
 @require_POST
 def model_start(request, slug, model_id):
-    return _model_action(request, slug, model_id, rekognition.start_model, "starting")
+    def start(*, model_version):
+        min_units = _units(request.POST.get("min_units"))
+        rekognition.start_model(model_version=model_version, min_units=1 if min_units is None else min_units,
+                                max_units=_units(request.POST.get("max_units")))
+
+    return _model_action(request, slug, model_id, start, "starting")
 
 
 @require_POST

@@ -84,6 +84,8 @@ def test_import_images_errors(tmp_path):
 
 
 def test_import_images_without_aws_credentials(monkeypatch, tmp_path):
+    import boto3
+
     from projects.aws import s3
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
@@ -91,6 +93,8 @@ def test_import_images_without_aws_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # boto3's default session keeps the credentials an earlier test's client found.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     s3.client.cache_clear()
     make_iteration(make_project("logos"), "v2")
     try:

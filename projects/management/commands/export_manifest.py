@@ -33,7 +33,8 @@ class Command(BaseCommand):
                             help="publish to the project's output location in S3")
         parser.add_argument("--include-unreviewed", action="store_true",
                             help="also export the model's proposals above each label's threshold "
-                                 "for images not reviewed yet (marked human-annotated: no)")
+                                 "for images not reviewed yet (marked human-annotated: no; "
+                                 "Rekognition ignores confidence and trains on them like reviewed boxes)")
         parser.add_argument("--no-empty", action="store_true",
                             help="leave out images verified as having no objects")
         parser.add_argument("--test-fraction", type=fraction, metavar="F",

@@ -52,16 +52,22 @@ class Command(BaseCommand):
                 f"{len(report.errors)} line(s) of {file} were not imported (see above); "
                 "fix them and run the import again"
             )
+        if report.failed:
+            raise CommandError(
+                f"{len(report.failed)} data object(s) of {file} failed in Ground Truth (see above): "
+                "label those images again"
+            )
 
     def _print(self, report):
-        for kind, items in (("warning", report.warnings), ("error", report.errors)):
+        for kind, items in (("warning", report.warnings), ("error", report.errors),
+                            ("failed", report.failed)):
             for number, message in items[:SHOWN]:
                 self.stdout.write(f"line {number}: {kind}: {message}")
             if len(items) > SHOWN:
                 self.stdout.write(f"... and {len(items) - SHOWN} more {kind}s")
         if report.labels_created:
             self.stdout.write(f"created labels: {', '.join(report.labels_created)}")
-        style = self.style.WARNING if report.errors else self.style.SUCCESS
+        style = self.style.WARNING if report.errors or report.failed else self.style.SUCCESS
         self.stdout.write(style(report.summary() + "."))
 
 

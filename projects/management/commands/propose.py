@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from projects import runs as lifecycle
 from projects.management.progress import ProgressBar
-from projects.models import RunStatus
+from projects.models import ModelVersion, RunStatus
+from projects.proposals.rekognition import RekognitionError, stop_model
 from projects.proposals.runs import (
     DEFAULT_BATCH_SIZE,
     ProposalRunError,
@@ -31,8 +32,16 @@ class Command(BaseCommand):
             "--background", action="store_true",
             help="queue the run for a worker (manage.py db_worker) instead of running it here",
         )
+        parser.add_argument(
+            "--stop-model", action="store_true",
+            help="stop the Rekognition model when the run ends, so it stops being billed per "
+                 "inference unit hour (foreground runs only)",
+        )
 
-    def handle(self, *args, ref, model_version, concurrency, batch_size, background, **options):
+    def handle(self, *args, ref, model_version, concurrency, batch_size, background, stop_model, **options):
+        if background and stop_model:
+            raise CommandError("--stop-model works with foreground runs only: stop the model with "
+                               "'manage.py stop_model' once the background run is done")
         try:
             iteration = find_iteration(ref)
             version = find_model_version(project=iteration.project, name=model_version)
@@ -48,7 +57,31 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             lifecycle.finish(run, RunStatus.STOPPED, error="interrupted")
             raise CommandError("interrupted: run the same command again to resume") from None
-        self._report(run)
+        try:
+            self._report(run)
+        finally:
+            if version.kind == ModelVersion.Kind.REKOGNITION:
+                self._billing(iteration.project, version, stop_model)
+
+    def _billing(self, project, version, stop):
+        """A Rekognition model bills per inference unit hour until stopped: stop it, or say so."""
+        if not stop:
+            self.stdout.write(self.style.WARNING(
+                f"{version.name} keeps running and is billed per inference unit hour: stop it with "
+                f"'manage.py stop_model {project.slug} --model-version {version.name}' (or pass "
+                "--stop-model next time)."
+            ))
+            return
+        try:
+            stop_model(model_version=version)
+        except RekognitionError as error:
+            self.stdout.write(self.style.ERROR(
+                f"{version.name} could not be stopped ({error}): it is still billed per inference unit "
+                f"hour; stop it with 'manage.py stop_model {project.slug} --model-version {version.name}'"
+            ))
+            return
+        self.stdout.write(f"{version.name}: {version.status} (stopped after the run, no longer billed "
+                          "once stopped).")
 
     def _report(self, run):
         failures = run.outcomes.filter(ok=False).select_related("image").order_by("image__position")

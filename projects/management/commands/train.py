@@ -99,7 +99,11 @@ class Command(BaseCommand):
         model = run.model_version
         if run.status == "succeeded":
             f1 = f"F1 {model.f1:.3f}" if model.f1 is not None else "no F1"
-            thresholds = ", ".join(f"{label} {value:g}" for label, value in sorted(model.thresholds.items()))
+            names = dict(run.project.labels.values_list("pk", "name"))
+            thresholds = ", ".join(
+                f"{names[label_id]} {model.threshold_for(label_id):g}" for label_id in sorted(names)
+                if str(label_id) in model.thresholds
+            )
             self.stdout.write(self.style.SUCCESS(
                 f"Model {run.project.slug}:{model.name} trained on Rekognition: {model.status}, {f1}; "
                 f"thresholds {thresholds or 'none'}."

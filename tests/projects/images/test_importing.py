@@ -15,7 +15,7 @@ from tests.factories import image_bytes, make_iteration
 
 pytestmark = pytest.mark.django_db
 
-SIXTEEN_MB = 16 * 1024 * 1024
+SIXTEEN_MB = 16_000_000
 
 
 def write_folder(folder):
@@ -40,7 +40,7 @@ def test_folder_import_takes_images_and_reports_every_rejected_file(tmp_path):
     assert sorted(report.rejected) == [
         ("anim.png", "format GIF is not accepted by Rekognition (use JPEG or PNG)"),
         ("fake.jpg", "not an image Pillow can read"),
-        ("heavy.jpg", "file is 16.0 MB; Rekognition accepts at most 15 MB"),
+        ("heavy.jpg", "file is 16.0 MB; Rekognition accepts at most 15 MB (15,000,000 bytes)"),
         ("notes.txt", "not a .jpg, .jpeg or .png file"),
         ("tiny.jpg", "width 32 px is below Rekognition's minimum of 64 px"),
         ("wide.png", "width 4097 px is above Rekognition's maximum of 4096 px"),
@@ -111,7 +111,8 @@ def test_s3_import_pages_past_1000_keys_and_reads_only_headers(s3, monkeypatch):
     assert len(rejected) == 1004
     assert rejected["v2/a-1000.txt"] == "not a .jpg, .jpeg or .png file"
     assert rejected["v2/z-small.jpg"] == "width 63 px is below Rekognition's minimum of 64 px"
-    assert rejected["v2/z-huge.jpg"] == "file is 16.0 MB; Rekognition accepts at most 15 MB"
+    assert rejected["v2/z-huge.jpg"] == (
+        "file is 16.0 MB; Rekognition accepts at most 15 MB (15,000,000 bytes)")
     assert rejected["v2/z-broken.jpg"] == "not an image Pillow can read"
     # The 16 MB image was judged by its listed size after one 64 KB header read.
     assert sorted(reads) == [(f"v2/z-{name}", 65536) for name in

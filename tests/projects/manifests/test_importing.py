@@ -74,12 +74,13 @@ def test_class_ids_resolve_through_each_lines_own_class_map(iteration):
     assert boxes_of(second) == [("smile-logo", 1, 2, 30, 40)]
 
 
-def test_float_pixel_boxes_are_accepted_and_clipped_to_the_frame(iteration):
+def test_float_pixel_boxes_are_rounded_half_up_on_their_edges_and_clipped_to_the_frame(iteration):
     body, metadata = attribute([(0, 10.25, 20.5, 30.75, 40.125), (1, 1000.5, -2.5, 50, 10)],
                                {"0": "aws-logo", "1": "smile-logo"})
     import_manifest(iteration=iteration, lines=[manifest_line("s3://b/f.jpg", **{"bb": (body, metadata)})])
+    # Edges 10.25..41.0 and 20.5..60.625 -> 10..41 and 21..61; 1000.5..1050.5 -> 1001..1024 (frame).
     assert boxes_of(iteration.images.get()) == [
-        ("aws-logo", 10.25, 20.5, 30.75, 40.125), ("smile-logo", 1000.5, 0, 23.5, 7.5)]
+        ("aws-logo", 10, 21, 31, 40), ("smile-logo", 1001, 0, 23, 8)]
 
 
 def test_machine_labels_become_proposals_of_an_imported_model_version(iteration):

@@ -54,7 +54,9 @@ def test_propose_runs_in_the_foreground_and_reports(stubber, iteration):
     assert re.fullmatch(
         r"logos/v2: 1 of 2 images done, 1 failed, 1 proposals from logos\.v1 \(\d+\.\d s\)\.", lines[1]
     )
-    assert len(lines) == 2
+    assert lines[2:] == [
+        "logos.v1 keeps running and is billed per inference unit hour: stop it with 'manage.py "
+        "stop_model logos --model-version logos.v1' (or pass --stop-model next time)."]
     assert Proposal.objects.count() == 1
     assert ProposalRun.objects.get().status == RunStatus.SUCCEEDED
 
@@ -75,7 +77,8 @@ def test_propose_stops_with_one_line_when_the_model_is_not_running(stubber, iter
 def test_propose_in_the_background_queues_a_task(stubber, iteration):
     for n in range(2):
         stubber.add_response("detect_custom_labels", {"CustomLabels": []}, detect_request(n))
-    output = run("propose", "logos/v2", "--model-version", "logos.v1", "--background")
+    # One call at a time: a Stubber answers in order, and two threads could swap the two images.
+    output = run("propose", "logos/v2", "--model-version", "logos.v1", "--background", "--concurrency", "1")
     run_row = ProposalRun.objects.get()
     assert output == f"Queued proposal run #{run_row.pk} of logos.v1 on logos/v2.\n"
     # Tests use the immediate task backend, so the run has already happened.
@@ -133,7 +136,9 @@ def test_start_and_stop_model(stubber, iteration):
                          {"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 1})
     stubber.add_response("stop_project_version", {"Status": "STOPPING"}, {"ProjectVersionArn": VERSION_ARN})
     assert run("start_model", "logos", "--model-version", "logos.v1") == (
-        "logos.v1: STARTING.\nA running model is billed by the hour: stop it with "
+        "logos.v1: STARTING.\nBilling: 1 inference unit(s), each billed by the hour while the model runs.\n"
+        "Note: AWS recommends at least 2 inference units for production traffic (--min-units).\n"
+        "A running model is billed by the hour: stop it with "
         "'manage.py stop_model logos --model-version logos.v1' when the runs are done.\n"
     )
     assert run("stop_model", "logos", "--model-version", "logos.v1") == "logos.v1: STOPPING.\n"
@@ -158,7 +163,7 @@ def test_import_predictions_from_a_file(iteration, tmp_path):
     path.write_text(_lines())
     output = run("import_predictions", "logos/v2", str(path), "--model-version", "batch-1")
     assert output.splitlines() == [
-        "line 2: not valid JSON (Expecting value: line 1 column 1 (char 0))",
+        "line 2: not JSON (Expecting value: line 1 column 1 (char 0))",
         "line 3: no image s3://photos/v2/x.jpg in logos/v2",
         "logos/v2 (batch-1): 1 images imported with 1 proposals from 3 lines, 2 lines not imported.",
     ]

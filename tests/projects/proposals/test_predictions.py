@@ -120,7 +120,7 @@ def test_bad_lines_are_reported_with_numbers_and_good_lines_imported(iteration, 
     report = import_predictions(iteration=iteration, model_version=version, lines=lines)
     assert (report.lines, report.images, report.proposals) == (15, 1, 1)
     assert report.problems == [
-        (2, "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        (2, "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
         (4, "no image s3://b/v2/missing.jpg in logos/v2"),
         (5, "CustomLabels[1]: invalid box (Width and Height must be > 0)"),
         (6, "bounding-box.annotations[0]: invalid box (width and height must be > 0)"),

@@ -66,6 +66,8 @@ def labelled(name, confidence, box=None):
 
 def backend(model, client, sleeps=None, **options):
     sleeps = [] if sleeps is None else sleeps
+    # The images' bucket is in the project's region unless a test says otherwise.
+    options.setdefault("bucket_region", lambda bucket, region=None: "us-east-1")
     return RekognitionBackend(model, client=client, sleep=sleeps.append, jitter=lambda: 0.5, **options)
 
 
@@ -214,13 +216,14 @@ def test_local_images_are_sent_as_bytes(stubbed, model):
 def test_local_images_of_4_mb_or_more_are_refused_without_a_call(stubbed, model):
     client, stubber = stubbed
     iteration = make_iteration(model.project, "local")
-    name = default_storage.save("images/big.jpg", ContentFile(b"\0" * (4 * 1024 * 1024)))
+    name = default_storage.save("images/big.jpg", ContentFile(b"\0" * 4_000_000))
     big = make_image(iteration, source=name)
     with pytest.raises(ImageProposalError) as info:
         backend(model, client).detect(big)
     assert (info.value.code, info.value.message) == (
         "ImageTooLargeException",
-        "the file is 4.0 MB and images sent directly must be under 4 MB: import large images from S3 instead",
+        "the file is 4.0 MB and images sent directly must be under 4 MB (4,000,000 bytes): import large "
+        "images from S3 instead",
     )
 
 

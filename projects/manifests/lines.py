@@ -1,0 +1,270 @@
+"""What one Ground Truth manifest line is: the grammar every reader and writer of manifests shares.
+
+The validator (checks), the exporter, the train/test split, the manifest import and the import of
+predictions all read lines through this module, so a line is parsed one way everywhere: the
+object-detection attribute and its metadata, the creation date in every ISO 8601 form AWS writes,
+the keys Rekognition adds when it hands lines back, and Ground Truth's failed data objects.
+The rules behind each choice, with the AWS page each comes from: docs/rekognition-rules.md.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from projects.geometry import pixel
+
+DETECTION_TYPE = "groundtruth/object-detection"
+CLASSIFICATION_TYPE = "groundtruth/image-classification"
+VERIFICATION_TYPE = "groundtruth/label-verification"
+IGNORED_TYPES = {CLASSIFICATION_TYPE, VERIFICATION_TYPE}
+# Keys Rekognition adds to the lines it hands back (validation manifests, ListDatasetEntries);
+# stripped at every level of a line: the line, the attribute, each annotation, the metadata.
+RCL_KEYS = ("errors", "warnings", "cl-errors", "cl-metadata")
+BOX_KEYS = ("left", "top", "width", "height")
+REQUIRED_METADATA = ("objects", "class-map", "type", "human-annotated", "creation-date")
+
+# Every form AWS writes: GT's 2018-10-18T22:18:13.527256, RCL's 2021-06-22T10:11:18.006Z, the COCO
+# converter's whole seconds, offsets as +hh:mm or +hhmm, and a space instead of the T.
+_CREATION_DATE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+class LineError(ValueError):
+    """This manifest or prediction line cannot be read or imported; the message says why."""
+
+
+def parse_creation_date(text):
+    """A creation-date as an aware UTC datetime; LineError when it is no ISO 8601 date-time."""
+    match = _CREATION_DATE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise LineError(f"creation-date {text!r} is not an ISO 8601 date and time")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    # Fractions beyond microseconds (some tools write nanoseconds) are cut, never rounded up.
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    zone = UTC
+    if offset and offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                          micro, tzinfo=zone)
+    except ValueError as error:
+        raise LineError(f"creation-date {text!r} is not a valid date ({error})") from None
+    return moment.astimezone(UTC)
+
+
+def format_creation_date(moment):
+    """UTC without an offset, as Ground Truth writes it: 2026-11-28T10:15:03.123456."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds")
+
+
+def parse_line(raw):
+    """A parsed line (dict), None for a blank line, or LineError (bytes must be UTF-8)."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LineError("not UTF-8 text") from None
+    if not raw.strip():
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise LineError(f"not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise LineError("not a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """An annotation Rekognition marked with an ERROR_* code: reported, never imported as truth."""
+
+    attribute: str
+    index: int
+    codes: tuple
+
+
+def strip_rcl_keys(obj):
+    """The line without the keys Rekognition adds, at every level, and the annotations it flagged.
+
+    Returns (a new dict, [Flagged]); obj is not changed.
+    """
+    clean = _without_rcl_keys(obj)
+    flagged = []
+    for key, body in obj.items():
+        if not isinstance(body, dict) or not isinstance(body.get("annotations"), list):
+            continue
+        for index, annotation in enumerate(body["annotations"]):
+            codes = _error_codes(annotation)
+            if codes:
+                flagged.append(Flagged(key, index, codes))
+    return clean, flagged
+
+
+def _without_rcl_keys(value):
+    if isinstance(value, dict):
+        return {key: _without_rcl_keys(item) for key, item in value.items() if key not in RCL_KEYS}
+    if isinstance(value, list):
+        return [_without_rcl_keys(item) for item in value]
+    return value
+
+
+def _error_codes(annotation):
+    if not isinstance(annotation, dict):
+        return ()
+    codes = []
+    for key in ("errors", "cl-errors"):
+        found = annotation.get(key)
+        for entry in found if isinstance(found, list) else [found] if found else []:
+            code = entry.get("code") if isinstance(entry, dict) else entry
+            if isinstance(code, str) and code.startswith("ERROR_"):
+                codes.append(code)
+    return tuple(codes)
+
+
+def attribute_keys(obj):
+    """Names of the label attributes of a line: each '<name>' with a '<name>-metadata' beside it."""
+    return [key for key in obj if key + "-metadata" in obj and not key.endswith("-metadata")]
+
+
+def metadata_type(obj, key):
+    metadata = obj.get(key + "-metadata")
+    return metadata.get("type") if isinstance(metadata, dict) else None
+
+
+def detection_attributes(obj):
+    """Names of the object-detection attributes of a parsed line, in file order."""
+    return [key for key in attribute_keys(obj) if metadata_type(obj, key) == DETECTION_TYPE]
+
+
+def failures(obj):
+    """[(attribute, failure-reason)] of a Ground Truth output line's failed data objects: a
+    '<job>-metadata' with a failure-reason and no '<job>' body beside it."""
+    found = []
+    for key, value in obj.items():
+        if not key.endswith("-metadata") or not isinstance(value, dict):
+            continue
+        name = key[: -len("-metadata")]
+        if "failure-reason" in value and name not in obj:
+            found.append((name, str(value["failure-reason"])))
+    return found
+
+
+@dataclass
+class Attribute:
+    name: str
+    human: bool
+    created: datetime
+    size: tuple  # (width, height, depth)
+    boxes: list  # (label name, left, top, width, height, confidence 0..1), whole pixels
+    # Rekognition marked one of its annotations with an ERROR_ code (see strip_rcl_keys).
+    flagged: bool = False
+
+
+def parse_detection_attribute(obj, name):
+    """The boxes of a well-formed object-detection attribute; LineError saying what is wrong.
+
+    Float pixels (AWS's own COCO converter writes them) are read with geometry.pixel() on each
+    edge, so a box lands on the whole pixels it would be exported on.
+    """
+    problem = attribute_problem(obj, name)
+    if problem:
+        raise LineError(f"{name}: {problem}")
+    body, metadata = obj[name], obj[name + "-metadata"]
+    size = body["image_size"][0]
+    class_map = metadata["class-map"]
+    boxes = [
+        (class_map[str(box["class_id"])], *whole_pixels(box), entry["confidence"])
+        for box, entry in zip(body["annotations"], metadata["objects"], strict=True)
+    ]
+    return Attribute(name, metadata["human-annotated"] == "yes",
+                     parse_creation_date(metadata["creation-date"]),
+                     (size["width"], size["height"], size["depth"]), boxes)
+
+
+def whole_pixels(box):
+    """(left, top, width, height) of an annotation on whole pixels: edges rounded by pixel()."""
+    left, top = pixel(box["left"]), pixel(box["top"])
+    return (left, top, pixel(box["left"] + box["width"]) - left, pixel(box["top"] + box["height"]) - top)
+
+
+def attribute_problem(obj, attribute):
+    """Why an object-detection attribute is malformed, or None. Accepts float pixels."""
+    body, metadata = obj.get(attribute), obj.get(attribute + "-metadata")
+    if not isinstance(body, dict) or not isinstance(metadata, dict):
+        return f"{attribute} and {attribute}-metadata must be objects"
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        return f"{attribute}-metadata lacks {', '.join(missing)}"
+    size = body.get("image_size")
+    if not (isinstance(size, list) and len(size) == 1 and isinstance(size[0], dict)):
+        return "image_size must be a list of one {width, height, depth}"
+    for key in ("width", "height", "depth"):
+        if not _is_int(size[0].get(key)) or size[0][key] <= 0:
+            return f"image_size lacks a positive integer {key}"
+    annotations, objects = body.get("annotations"), metadata["objects"]
+    if not isinstance(annotations, list) or not isinstance(objects, list):
+        return "annotations and objects must be lists"
+    if len(objects) != len(annotations):
+        return f"objects has {len(objects)} entries for {len(annotations)} annotations"
+    class_map = metadata["class-map"]
+    if not isinstance(class_map, dict):
+        return "class-map must be an object"
+    for index, box in enumerate(annotations):
+        problem = _box_problem(box, class_map)
+        if problem:
+            return f"annotation {index}: {problem}"
+    for index, entry in enumerate(objects):
+        confidence = entry.get("confidence") if isinstance(entry, dict) else None
+        if not _is_number(confidence) or not 0 <= confidence <= 1:
+            return f"objects[{index}] needs a confidence between 0 and 1"
+    if metadata["human-annotated"] not in ("yes", "no"):
+        return 'human-annotated must be "yes" or "no"'
+    try:
+        parse_creation_date(metadata["creation-date"])
+    except LineError as error:
+        return str(error)
+    return None
+
+
+def _box_problem(box, class_map):
+    if not isinstance(box, dict):
+        return "not an object"
+    for key in BOX_KEYS:
+        if not _is_number(box.get(key)):
+            return f"{key} must be a number of pixels"
+    class_id = box.get("class_id")
+    if not _is_int(class_id):
+        return "class_id must be an integer"
+    name = class_map.get(str(class_id))
+    if not isinstance(name, str) or not name:
+        return f"class_id {class_id} is not in class-map"
+    return None
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and value not in (float("inf"), float("-inf"))
+
+
+def line_labels(obj):
+    """Label names with at least one box on a parsed line (Rekognition's keys stripped first)."""
+    obj, _flagged = strip_rcl_keys(obj)
+    names = set()
+    for attribute in detection_attributes(obj):
+        if attribute_problem(obj, attribute):
+            continue
+        class_map = obj[attribute + "-metadata"]["class-map"]
+        names.update(class_map[str(box["class_id"])] for box in obj[attribute]["annotations"])
+    return names
