@@ -193,10 +193,10 @@ def run(iteration, labels, users, rounds, views):
         reviewers.append(BrowserReviewer(iteration, labels, users[3]))
     for n in range(WARMUP):
         for reviewer in reviewers:
-            reviewer.editor.reviews(n, timed=False)
+            reviewer.review(n, timed=False)
     for n in range(rounds):
         for reviewer in reviewers:
-            reviewer.editor.reviews(n)
+            reviewer.review(n)
     return reviewers
 
 

@@ -60,6 +60,21 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
     exclude_ids are images the reviewer just skipped: not offered to them again for now.
     """
     now = now or timezone.now()
+    own = held_image(iteration=iteration, user=user, now=now)
+    if own is not None:
+        return own
+    for _ in range(CLAIM_ATTEMPTS):
+        image, won = _try_claim(iteration, user, now, exclude_ids)
+        if image is None:
+            return None
+        if won:
+            return image
+    return None
+
+
+def held_image(*, iteration, user, now=None):
+    """The pending image of the iteration this user already holds, if any; leases nothing."""
+    now = now or timezone.now()
     own = (
         Image.objects.filter(
             leased_by=user, lease_expires_at__gt=now, iteration=iteration, status=Image.Status.PENDING
@@ -69,14 +84,7 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
     )
     if own is not None:
         own.iteration = iteration
-        return own
-    for _ in range(CLAIM_ATTEMPTS):
-        image, won = _try_claim(iteration, user, now, exclude_ids)
-        if image is None:
-            return None
-        if won:
-            return image
-    return None
+    return own
 
 
 def _try_claim(iteration, user, now, exclude_ids):

@@ -145,7 +145,11 @@ def submit(request, image_id):
                 started_at=fields["started_at"], now=now, hidden_proposal_ids=fields["hidden"],
                 model_version_id=fields["model_version"],
             )
-            following = _claim_following(request, image.iteration, now)
+            # A correction (a re-opened reviewed image, by its reviewer or an owner) goes back to the
+            # image the user already holds, if any, but never leases a new one: an owner fixing one
+            # image must not take a pending one away from the reviewers for the lease's length.
+            following = (_claim_following(request, image.iteration, now) if was_pending
+                         else queue.held_image(iteration=image.iteration, user=request.user, now=now))
     except ReviewValidationError as error:
         return _error(400, "invalid", error.message, error.field)
     except StaleReview as error:
@@ -156,6 +160,9 @@ def submit(request, image_id):
         queue.count_reviewed(iteration=image.iteration)
     body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
     body.update(_next_response(request, image.iteration, following, now))
+    if following is None and not was_pending:
+        # Show the corrected image (read-only now) rather than the queue, whose page claims.
+        body["next_url"] = reverse("reviewer:image", args=[image.pk])
     return JsonResponse(body)
 
 

@@ -514,3 +514,49 @@ def test_the_next_redirect_is_never_stored_by_a_cache(client, reviewer, image):
     response = client.get(reverse("reviewer:next", args=["logos", "v2"]))
     assert (response.status_code, response["Location"]) == (302, f"/review/images/{image.pk}/")
     assert response["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def test_payload_confidence_is_exact_so_a_proposal_at_the_threshold_is_not_below_it(
+        client, leased, proposal, iteration, model):
+    # Issue 10, point 4: thresholds have two decimals; a confidence rounded to one (59.11 -> 59.1)
+    # fell below its own threshold and was hidden.
+    model.thresholds = {"aws-logo": 59.11}
+    model.save(update_fields=["thresholds"])
+    proposal.confidence = 59.11
+    proposal.save(update_fields=["confidence"])
+    page = client.get(reverse("reviewer:image", args=[leased.pk]))
+    item, = page.context["payload"]["items"]
+    threshold = page.context["labels"][0]["threshold"]
+    assert (item["confidence"], threshold) == (59.11, 59.11)
+    assert not item["confidence"] < threshold
+
+
+def test_an_owners_correction_does_not_lease_a_pending_image_to_the_owner(client, image, proposal, iteration,
+                                                                         reviewer, owner):
+    # Issue 10, point 7: saving a re-opened reviewed image answered with the next pending image,
+    # leased to the owner for ten minutes and so hidden from the reviewers.
+    pending = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    submit_review(image=image, reviewer=reviewer, version=0, boxes=[
+        BoxInput(proposal.label_id, 10, 20, 50, 30, proposal.pk)])
+    client.force_login(owner)
+    client.post(reverse("reviewer:reopen", args=[image.pk]))
+    response = post_json(client, reverse("reviewer:submit", args=[image.pk]), {"version": 1, "boxes": []})
+    assert response.status_code == 200
+    assert (response.json()["next"], response.json()["next_url"]) == (None, f"/review/images/{image.pk}/")
+    pending.refresh_from_db()
+    assert (pending.leased_by_id, pending.lease_expires_at) == (None, None)
+    image.refresh_from_db()
+    assert (image.status, image.reviewed_by_id, image.leased_by_id) == ("reviewed", owner.pk, None)
+
+
+def test_a_correction_returns_to_the_image_the_reviewer_already_holds(client, leased, proposal, iteration,
+                                                                      reviewer):
+    held = make_image(iteration, name="b.jpg", uncertainty=0.1)
+    untouched = make_image(iteration, name="c.jpg", uncertainty=0.05)
+    post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+              {"version": 0, "boxes": [accept(proposal)]})
+    client.post(reverse("reviewer:back", args=["logos", "v2"]))
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 1, "boxes": []})
+    assert response.json()["next"]["id"] == held.pk
+    untouched.refresh_from_db()
+    assert untouched.leased_by_id is None
