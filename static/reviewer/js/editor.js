@@ -55,22 +55,35 @@ function load(payload) {
   state.items = payload.items.map((it) => ({ ...it, rect: roundRect(it.rect), key: state.nextKey++ }));
   state.selected = null; state.undo = []; state.redo = []; state.drag = null;
   state.drawArmed = false; state.leaseLost = false; state.busy = false;
+  // A nudge on the previous image must not fold this image's first nudge into its undo step.
+  state.lastNudge = 0;
+  state.baseline = itemsSnapshot();
   state.startedAt = new Date().toISOString(); state.t0 = performance.now();
+  tick(); // the previous image's time must not linger until the next second
   ui.progress.textContent = `${payload.progress.left} of ${payload.progress.total} left in ${payload.progress.iteration}`;
   ui.name.replaceChildren(document.createTextNode(`${payload.name} `), span("dim", `${payload.width}×${payload.height}`));
   document.title = `${payload.name} · Review ${payload.progress.iteration} · Loupe`;
   hideMessage();
   buildStage();
+  focusStage();
   ui.stage.scrollTo(0, 0);
   render();
   prefetch(payload.prefetch_url);
 }
 
+// Only undecided proposals hide: a box the reviewer decided on (or looked at, by selecting it from
+// the list) is always drawn and reachable with Tab, or they would draw a duplicate of it.
 function hiddenBySlider(it) {
-  return it.confidence !== null && it.confidence < (minConfidence.get(it.label) ?? 0);
+  return it.state === "undecided" && !it.revealed && it.confidence !== null &&
+    it.confidence < (minConfidence.get(it.label) ?? 0);
 }
 function shown(it) { return !state.hideAll && (!hiddenBySlider(it) || it.key === state.selected); }
 function cycleable(it) { return !hiddenBySlider(it); }
+
+function itemsSnapshot() {
+  return JSON.stringify(state.items.map(({ label, rect, state: s, revealed }) => [label, rect, s, !!revealed]));
+}
+function dirty() { return state.image && state.image.editable && itemsSnapshot() !== state.baseline; }
 
 function snapshot() {
   return JSON.stringify({ items: state.items, selected: state.selected });
@@ -135,16 +148,23 @@ function selectNextUndecided(from) {
   if (after) panIntoView(after);
 }
 
+// Tab walks the boxes, then leaves them: past the last box (or before the first) it deselects and
+// answers false, so the browser moves the focus on to Save and the other controls as usual.
 function cycle(step) {
   const order = state.items.filter(cycleable);
-  if (!order.length) return;
   const index = order.findIndex((x) => x.key === state.selected);
-  const next = order[(index + step + order.length) % order.length] || order[0];
-  if (index === -1 && step < 0) state.selected = order[order.length - 1].key;
-  else state.selected = next.key;
+  const next = index === -1 ? (step > 0 ? 0 : order.length - 1) : index + step;
+  if (next < 0 || next >= order.length) {
+    if (state.selected !== null) { state.selected = null; render(); }
+    return false;
+  }
+  state.selected = order[next].key;
   render();
-  panIntoView(find(state.selected));
+  panIntoView(order[next]);
+  return true;
 }
+
+function focusStage() { ui.stage.focus({ preventScroll: true }); }
 
 // ---- rendering -----------------------------------------------------------------------------
 
@@ -231,7 +251,8 @@ function handlePoint([l, t, w, h], dir) {
   return [x, y];
 }
 
-function renderLabels() {
+// Built once: rebuilding a slider while it is dragged or focused ends the drag and drops the focus.
+function buildLabels() {
   ui.labels.replaceChildren(...labels.map((label) => {
     const li = document.createElement("li");
     li.className = label.id === state.drawLabel ? "current" : "";
@@ -240,7 +261,7 @@ function renderLabels() {
     name.type = "button"; name.className = "label-name"; name.title = "Label for new boxes";
     const swatch = span("swatch", ""); swatch.style.background = label.color;
     name.append(swatch, label.hotkey ? kbd(label.hotkey) : "", ` ${label.name}`);
-    name.addEventListener("click", () => { state.drawLabel = label.id; name.blur(); render(); });
+    name.addEventListener("click", () => { state.drawLabel = label.id; render(); });
     const slider = document.createElement("input");
     Object.assign(slider, { type: "range", min: 0, max: 100, step: 1, value: minConfidence.get(label.id) });
     slider.setAttribute("aria-label", `Minimum confidence for ${label.name}`);
@@ -254,6 +275,12 @@ function renderLabels() {
     li.append(name, slider, value);
     return li;
   }));
+}
+
+function renderLabels() {
+  for (const li of ui.labels.children) {
+    li.className = Number(li.dataset.label) === state.drawLabel ? "current" : "";
+  }
 }
 
 function kbd(text) { const k = document.createElement("kbd"); k.textContent = text; return k; }
@@ -275,10 +302,27 @@ function renderList() {
       span("box-conf", it.confidence !== null ? `${Math.round(it.confidence)}%` : "—"),
       span("box-geom", `${w}×${h} at ${l},${t}`),
       span(`badge ${it.state}`, hiddenBySlider(it) ? `${it.state} · hidden` : it.state));
-    li.addEventListener("click", () => { state.selected = it.key; render(); panIntoView(it); });
+    li.tabIndex = 0;
+    li.addEventListener("click", () => selectFromList(it));
+    li.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault(); event.stopPropagation();
+      selectFromList(it);
+    });
     return li;
   }));
   ui.summary.textContent = Object.entries(counts).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
+}
+
+// Picking a hidden proposal from the list reveals it: it is drawn, Tab reaches it and Enter accepts
+// it like any visible box. Focus goes to the stage so the arrows move the box at once.
+function selectFromList(it) {
+  const item = find(it.key);
+  if (!item) return;
+  if (hiddenBySlider(item)) { remember(); item.revealed = true; }
+  state.selected = item.key;
+  ui.stage.focus({ preventScroll: true });
+  render(); panIntoView(item);
 }
 
 function panIntoView(it) {
@@ -320,6 +364,7 @@ function toImage(event) {
 
 function onPointerDown(event) {
   if (event.button !== 0) return;
+  focusStage();
   const p = toImage(event);
   const handle = event.target.dataset && event.target.dataset.handle;
   const boxNode = event.target.closest("g.box");
@@ -404,6 +449,7 @@ function resized([l, t, w, h], dir, dx, dy) {
 
 // ---- keyboard ------------------------------------------------------------------------------
 
+const CONTROLS = "button, a[href], input, select, textarea, summary, [tabindex]";
 const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 function onKey(event) {
@@ -414,6 +460,10 @@ function onKey(event) {
   const target = event.target;
   if (target && target.type === "range" && (event.key in ARROWS || ["Home", "End", "PageUp", "PageDown"].includes(event.key))) return;
   if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.type !== "range") return;
+  // On a focused control (Save, a link, a list row) Tab, Enter and Space keep their usual meaning,
+  // so every control is reachable and Enter on Skip skips; letters stay the editor's everywhere.
+  if (target !== ui.stage && target.closest && target.closest(CONTROLS) &&
+      ["Tab", "Enter", " "].includes(event.key)) return;
   const handled = (event.ctrlKey || event.metaKey) ? onCommandKey(event) : onPlainKey(event);
   if (handled) { event.preventDefault(); event.stopPropagation(); }
 }
@@ -430,7 +480,7 @@ function onCommandKey(event) {
 function onPlainKey(event) {
   const key = event.key;
   const it = find(state.selected);
-  if (key === "Tab") { cycle(event.shiftKey ? -1 : 1); return true; }
+  if (key === "Tab") return cycle(event.shiftKey ? -1 : 1);
   if (key === "?") { ui.help.showModal(); return true; }
   if (key === "h" || key === "H") { state.hideAll = !state.hideAll; render(); return true; }
   if (key === "+" || key === "=") { setZoom(state.zoom * 1.25); return true; }
@@ -538,7 +588,11 @@ async function post(url, body, pending) {
 }
 
 function advance(data) {
-  if (!data.next) { location.assign(data.next_url); return; }
+  if (!data.next) {
+    state.baseline = itemsSnapshot(); // saved: leaving asks nothing
+    location.assign(data.next_url);
+    return;
+  }
   history.pushState({ image: data.next.id }, "", data.next.page_url);
   load(data.next);
 }
@@ -601,15 +655,21 @@ function wire() {
   window.addEventListener("popstate", () => location.reload());
   for (const button of ui.app.querySelectorAll("[data-action]")) {
     button.addEventListener("click", () => {
-      button.blur();
+      focusStage();
       ({ submit: () => submit(false), "no-objects": () => submit(true), skip })[button.dataset.action]();
     });
   }
   setInterval(tick, 1000);
   setInterval(renewLease, Math.max(5, config.leaseSeconds / 3) * 1000);
   document.addEventListener("visibilitychange", renewLease);
+  window.addEventListener("beforeunload", (event) => {
+    if (!dirty()) return;
+    event.preventDefault();
+    event.returnValue = ""; // older Chromium shows the "leave site?" prompt only with this set
+  });
 }
 
 wire();
+buildLabels();
 load(JSON.parse($("review-image").textContent));
 window.loupeEditor = { state, labels };
