@@ -8,6 +8,7 @@ from projects.forms import ProjectSettingsForm
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.images.views import import_runs_context
 from projects.local_model import panels as training_panels
+from projects.manifests import panels as manifest_panels
 from projects.models import Image, Membership, Project
 from projects.proposals import panels as proposal_panels
 from projects.provisioning import ProjectSetupError, create_iteration
@@ -85,5 +86,6 @@ def iteration_detail(request, slug, name):
         "proposal_panel": proposal_panels.render_panel(request, iteration, is_owner=is_owner),
         "training_panel": training_panels.render_panel(request, iteration, is_owner=is_owner),
         **(import_runs_context(iteration) if is_owner else {}),
+        **manifest_panels.manifest_context(iteration),
     }
     return render(request, "projects/iteration_detail.html", context)
