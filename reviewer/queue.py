@@ -60,7 +60,7 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
     exclude_ids are images the reviewer just skipped: not offered to them again for now.
     """
     now = now or timezone.now()
-    own = held_image(iteration=iteration, user=user, now=now)
+    own = held_image(iteration=iteration, user=user, now=now, exclude_ids=exclude_ids)
     if own is not None:
         return own
     for _ in range(CLAIM_ATTEMPTS):
@@ -72,16 +72,18 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
     return None
 
 
-def held_image(*, iteration, user, now=None):
-    """The pending image of the iteration this user already holds, if any; leases nothing."""
+def held_image(*, iteration, user, now=None, exclude_ids=()):
+    """The pending image of the iteration this user already holds, if any; leases nothing.
+
+    exclude_ids: images the user holds but has open in another tab, which must not come back here.
+    """
     now = now or timezone.now()
-    own = (
-        Image.objects.filter(
-            leased_by=user, lease_expires_at__gt=now, iteration=iteration, status=Image.Status.PENDING
-        )
-        .order_by("lease_expires_at", "id")
-        .first()
+    own = Image.objects.filter(
+        leased_by=user, lease_expires_at__gt=now, iteration=iteration, status=Image.Status.PENDING
     )
+    if exclude_ids:
+        own = own.exclude(pk__in=list(exclude_ids))
+    own = own.order_by("lease_expires_at", "id").first()
     if own is not None:
         own.iteration = iteration
     return own

@@ -232,3 +232,28 @@ def test_leaving_with_unsaved_edits_asks_first_but_not_after_a_save(login_page, 
     page.keyboard.press("x")
     submit_with(page, "Enter")  # the last image: the page goes on to the queue page without asking
     page.wait_for_selector('[data-testid="queue-empty"]')
+
+
+def test_a_second_tab_opens_another_image_and_both_saves_are_kept(login_page, live_server, reviewer,
+                                                                 iteration, model):
+    first = stored_image(iteration, "a.jpg")
+    second = stored_image(iteration, "b.jpg")
+    third = stored_image(iteration, "c.jpg")
+    page = open_review(login_page, live_server, reviewer, iteration)
+    assert page.url.endswith(f"/review/images/{first.pk}/")
+    tab = page.context.new_page()
+    tab.set_default_timeout(5000)
+    tab.goto(f"{live_server.url}/review/logos/v2/next")
+    tab.wait_for_url(f"**/review/images/{second.pk}/")
+    expect(tab.locator("#message")).to_have_text(
+        "a.jpg is open in another tab of yours, so this tab went on to another image.")
+    first.refresh_from_db()
+    assert first.leased_by_id == reviewer.pk
+
+    page.bring_to_front()
+    submit_with(page, "Enter")
+    page.wait_for_url(f"**/review/images/{third.pk}/")
+    tab.bring_to_front()
+    submit_with(tab, "Enter")
+    tab.wait_for_selector('[data-testid="queue-empty"]')
+    assert sorted(Review.objects.values_list("image_id", flat=True)) == [first.pk, second.pk]

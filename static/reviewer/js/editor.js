@@ -69,6 +69,7 @@ function load(payload) {
   ui.stage.scrollTo(0, 0);
   render();
   prefetch(payload.prefetch_url);
+  announce(true);
 }
 
 // Only undecided proposals hide: a box the reviewer decided on (or looked at, by selecting it from
@@ -542,6 +543,7 @@ async function submit(noObjects) {
       height: it.rect[3], proposal: it.proposal })),
     hidden: noObjects ? [] : state.items.filter((it) => it.state === "undecided" && hiddenBySlider(it) && it.proposal !== null)
       .map((it) => it.proposal),
+    open_elsewhere: openElsewhere(),
   };
   const answer = await post(state.image.submit_url, body, noObjects ? "Saving as empty…" : "Saving…");
   if (!answer) return;
@@ -561,11 +563,43 @@ async function submit(noObjects) {
   }
 }
 
-async function skip() {
+async function skip(notice = null) {
   if (state.busy || !editable()) return;
-  const answer = await post(state.image.skip_url, {}, "Skipping…");
-  if (answer && answer.ok) advance(answer.data);
-  else if (answer) showMessage(`Could not skip (the server answered ${answer.status}).`, "error");
+  const answer = await post(state.image.skip_url, { open_elsewhere: openElsewhere() }, notice ? "Moving on…" : "Skipping…");
+  if (answer && answer.ok) {
+    advance(answer.data);
+    if (notice && answer.data.next) showMessage(notice, "warning");
+  } else if (answer) showMessage(`Could not skip (the server answered ${answer.status}).`, "error");
+}
+
+// ---- other tabs ----------------------------------------------------------------------------
+// The server gives a reviewer back the image they hold, so a second tab would open the first tab's
+// image and one of the two saves would be refused. The editor's tabs in this browser tell each other
+// which image they show: saves and skips name those images so the server hands out others, and a
+// tab that has just opened an image another tab shows moves on to another one.
+
+const TAB = Math.random().toString(36).slice(2);
+const otherTabs = new Map(); // tab id -> image id it shows
+const channel = "BroadcastChannel" in window ? new BroadcastChannel("loupe.review") : null;
+
+// This tab's own image is among them when another tab shows it too: a skip then keeps its lease.
+function openElsewhere() {
+  return [...new Set(otherTabs.values())].filter((id) => id !== null);
+}
+
+function announce(fresh) {
+  if (channel) channel.postMessage({ tab: TAB, image: state.image && editable() ? state.image.id : null, fresh });
+}
+
+function onTabMessage({ data }) {
+  if (!data || data.tab === TAB) return;
+  if (data.gone) { otherTabs.delete(data.tab); return; }
+  otherTabs.set(data.tab, data.image);
+  if (data.fresh) { announce(false); return; }
+  // Another tab already shows the image this tab has just opened: this tab goes on to another.
+  if (state.image && editable() && data.image === state.image.id && !dirty()) {
+    skip(`${state.image.name} is open in another tab of yours, so this tab went on to another image.`);
+  }
 }
 
 async function post(url, body, pending) {
@@ -662,6 +696,8 @@ function wire() {
   setInterval(tick, 1000);
   setInterval(renewLease, Math.max(5, config.leaseSeconds / 3) * 1000);
   document.addEventListener("visibilitychange", renewLease);
+  if (channel) channel.addEventListener("message", onTabMessage);
+  window.addEventListener("pagehide", () => { if (channel) channel.postMessage({ tab: TAB, gone: true }); });
   window.addEventListener("beforeunload", (event) => {
     if (!dirty()) return;
     event.preventDefault();

@@ -218,8 +218,8 @@ def test_stale_or_double_submit_gets_409_and_overwrites_nothing(client, leased, 
     response = post_json(client, url, {"version": 0, "no_objects": True})
     assert response.status_code == 409
     assert response.json() == {"code": "stale", "field": None, "error": (
-        "This image was saved by someone else since you opened it, so your review was not saved. "
-        "Reload the page to see its current boxes.")}
+        "You saved this image in another tab or window since this one opened it, so this tab's changes "
+        "were not saved. Reload to see the saved boxes.")}
     assert list(Box.objects.values_list("proposal_id", flat=True)) == [proposal.pk]
     assert (Review.objects.count(), Image.objects.get().no_objects) == (1, False)
 
@@ -560,3 +560,40 @@ def test_a_correction_returns_to_the_image_the_reviewer_already_holds(client, le
     assert response.json()["next"]["id"] == held.pk
     untouched.refresh_from_db()
     assert untouched.leased_by_id is None
+
+
+def test_images_open_in_other_tabs_are_not_handed_out_again(client, leased, proposal, iteration, reviewer):
+    # Issue 10, point 9: a second tab got the image the first tab showed (the reviewer's own lease
+    # comes back first), and the second save was refused as "saved by someone else".
+    other_tab = make_image(iteration, name="b.jpg", uncertainty=0.5)
+    third = make_image(iteration, name="c.jpg", uncertainty=0.1)
+    answer = client.post(reverse("reviewer:skip", args=[leased.pk]),
+                         json.dumps({"open_elsewhere": [leased.pk]}),
+                         content_type="application/json", headers={"Accept": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json()["next"]["id"] == other_tab.pk
+    leased.refresh_from_db()
+    assert leased.leased_by_id == reviewer.pk  # kept for the tab that shows it
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {
+        "version": 0, "boxes": [accept(proposal)], "open_elsewhere": [other_tab.pk]})
+    assert response.json()["next"]["id"] == third.pk
+    other_tab.refresh_from_db()
+    assert other_tab.leased_by_id == reviewer.pk
+
+
+def test_a_save_after_someone_elses_says_it_was_someone_else(client, leased, proposal, owner):
+    post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 0, "boxes": []})
+    client.force_login(owner)  # an owner whose page showed version 0
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 0, "boxes": []})
+    assert (response.status_code, response.json()["code"], response.json()["error"]) == (
+        409, "stale", "This image was saved by someone else since you opened it, so your review was not "
+        "saved. Reload the page to see its current boxes.")
+
+
+def test_the_queue_page_leaves_out_images_open_in_other_tabs(client, leased, iteration):
+    url = reverse("reviewer:next", args=["logos", "v2"])
+    response = client.get(url, {"open_elsewhere": f"{leased.pk},x,²,99999999999999999999"})
+    assert response.status_code == 200
+    assert ("1 of 1 images in v2 are still pending, but other reviewers are holding them right now."
+            in response.content.decode())
+    assert client.get(url)["Location"] == f"/review/images/{leased.pk}/"
