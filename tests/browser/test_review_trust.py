@@ -73,7 +73,8 @@ def test_an_accepted_box_below_the_slider_stays_drawn_and_tab_reaches_it(login_p
     low = make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=30, model_version=model)
     page = open_review(login_page, live_server, reviewer, iteration)
     assert drawn_boxes(page) == 1
-    page.click("#box-list li >> nth=1")
+    page.click("#hidden-toggle")
+    page.click("#hidden-box-list li")
     page.keyboard.press("a")
     page.keyboard.press("Escape")
     assert list_states(page) == [["undecided", "false"], ["accepted", "false"]]
@@ -97,7 +98,8 @@ def test_enter_accepts_a_hidden_proposal_the_reviewer_selected(login_page, live_
     make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=90, model_version=model)
     make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=30, model_version=model)
     page = open_review(login_page, live_server, reviewer, iteration)
-    page.click("#box-list li >> nth=1")
+    page.click("#hidden-toggle")
+    page.click("#hidden-box-list li")
     assert drawn_boxes(page) == 2
     submit_with(page, "Enter")
     page.wait_for_selector('[data-testid="queue-empty"]')
