@@ -145,6 +145,14 @@ def release_lease(*, image, user):
     )
 
 
+def release_reviewed_lease(*, image_id, user):
+    """Release the user's hold on a reviewed image they re-opened (pending images keep theirs)."""
+    return bool(
+        Image.objects.filter(pk=image_id, leased_by=user, status=Image.Status.REVIEWED)
+        .update(leased_by=None, lease_expires_at=None)
+    )
+
+
 def release_all_leases(*, user):
     """Everything the user holds goes back to the queue (on logout)."""
     return Image.objects.filter(leased_by=user).update(leased_by=None, lease_expires_at=None)

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -242,10 +243,22 @@ def reopen(request, image_id):
 @require_POST
 def back(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name)
-    last = (
-        Review.objects.filter(reviewer=request.user, image__iteration=iteration)
-        .select_related("image").order_by("-submitted_at", "-id").first()
-    )
+    reviews = Review.objects.filter(reviewer=request.user, image__iteration=iteration)
+    # The page sends the image it shows: from an image this reviewer saved, Back goes on to the one
+    # saved before it, so pressing Back again walks further back instead of reopening the same image.
+    current = _ids_in(request.POST.get("from", ""))[:1]
+    shown = reviews.filter(image_id__in=current).order_by("-submitted_at", "-id").first()
+    if shown is not None:
+        reviews = reviews.filter(
+            Q(submitted_at__lt=shown.submitted_at) | Q(submitted_at=shown.submitted_at, id__lt=shown.id)
+        ).exclude(image_id=shown.image_id)
+        # Walking on from a re-opened image gives it back: it must not stay held by nobody's page.
+        queue.release_reviewed_lease(image_id=shown.image_id, user=request.user)
+    last = reviews.select_related("image").order_by("-submitted_at", "-id").first()
+    if last is None and shown is not None:
+        messages.info(request, "This is the first image you reviewed in this iteration.")
+        queue.claim_image(image=shown.image, user=request.user)
+        return redirect("reviewer:image", image_id=shown.image_id)
     if last is None:
         messages.info(request, "You have not reviewed any image in this iteration yet.")
         return redirect("reviewer:next", slug=slug, name=name)

@@ -597,3 +597,33 @@ def test_the_queue_page_leaves_out_images_open_in_other_tabs(client, leased, ite
     assert ("1 of 1 images in v2 are still pending, but other reviewers are holding them right now."
             in response.content.decode())
     assert client.get(url)["Location"] == f"/review/images/{leased.pk}/"
+
+
+def test_back_walks_further_back_from_an_image_it_reopened(client, leased, proposal, iteration, reviewer):
+    second = make_image(iteration, name="b.jpg", uncertainty=0.5)
+    third = make_image(iteration, name="c.jpg", uncertainty=0.1)
+    for image in (leased, second):
+        post_json(client, reverse("reviewer:submit", args=[image.pk]), {"version": 0, "boxes": []})
+    back = reverse("reviewer:back", args=["logos", "v2"])
+    assert client.post(back, {"from": third.pk})["Location"] == f"/review/images/{second.pk}/"
+    assert client.post(back, {"from": second.pk})["Location"] == f"/review/images/{leased.pk}/"
+    second.refresh_from_db()
+    assert second.leased_by_id is None  # walked past: no longer held
+    response = client.post(back, {"from": leased.pk}, follow=True)
+    assert response.redirect_chain[-1][0] == f"/review/images/{leased.pk}/"
+    assert "This is the first image you reviewed in this iteration." in response.content.decode()
+    assert response.context["editable"] is True
+    # Without "from" (an old page), Back reopens the last image saved, as before.
+    assert client.post(back)["Location"] == f"/review/images/{second.pk}/"
+
+
+def test_my_work_and_read_only_pages_link_to_continue_reviewing(client, reviewer, image, proposal):
+    submit_review(image=image, reviewer=make_user("someone"), version=0, boxes=[])
+    Review.objects.create(image=image, reviewer=reviewer, elapsed_ms=1000, submitted_at=timezone.now())
+    client.force_login(reviewer)
+    link = '<a class="button primary" href="/review/logos/v2/next" data-testid="continue-reviewing">' \
+        'Continue reviewing Logos / v2</a>'
+    assert link in client.get(reverse("reviewer:my-work")).content.decode()
+    page = client.get(reverse("reviewer:image", args=[image.pk])).content.decode()
+    assert ('<a href="/review/logos/v2/next" data-testid="continue-reviewing">Continue reviewing v2</a>'
+            in page)
