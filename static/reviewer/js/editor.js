@@ -55,7 +55,7 @@ function load(payload) {
   S.load(state, payload);
   input.reset();
   session.leaseLost = false; session.busy = false; session.undoNoObjects = null;
-  session.startedAt = new Date().toISOString(); session.t0 = performance.now();
+  session.startedAt = new Date().toISOString(); session.t0 = performance.now(); session.loadedAt = Date.now();
   tick(); // the previous image's time must not linger until the next second
   ui.progress.textContent = `${payload.progress.left} of ${payload.progress.total} left in ${payload.progress.iteration}`;
   const size = document.createElement("span");
@@ -202,16 +202,23 @@ function openElsewhere() {
 }
 
 function announce(fresh) {
-  if (channel) channel.postMessage({ tab: TAB, image: S.editable(state) ? state.image.id : null, fresh });
+  if (!channel) return;
+  channel.postMessage({ tab: TAB, image: S.editable(state) ? state.image.id : null, fresh, at: session.loadedAt });
+}
+
+// Of two tabs showing one image, the one that opened it later moves on (ties: by tab id), so two
+// tabs opened at the same moment do not both leave it.
+function openedEarlier(data) {
+  return data.at < session.loadedAt || (data.at === session.loadedAt && data.tab < TAB);
 }
 
 function onTabMessage({ data }) {
   if (!data || data.tab === TAB) return;
   if (data.gone) { otherTabs.delete(data.tab); return; }
   otherTabs.set(data.tab, data.image);
-  if (data.fresh) { announce(false); return; }
+  if (data.fresh) announce(false);
   // Another tab already shows the image this tab has just opened: this tab goes on to another.
-  if (S.editable(state) && data.image === state.image.id && !S.dirty(state)) {
+  if (S.editable(state) && data.image === state.image.id && !S.dirty(state) && openedEarlier(data)) {
     skip(`${state.image.name} is open in another tab of yours, so this tab went on to another image.`);
   }
 }
