@@ -133,3 +133,17 @@ def test_back_walks_back_one_image_per_press(login_page, live_server, reviewer, 
     assert (second.leased_by_id, third.leased_by_id, third.status) == (
         None, reviewer.pk, Image.Status.PENDING)
     assert Review.objects.count() == 2
+
+
+def test_enter_right_after_dragging_a_slider_saves(login_page, live_server, reviewer, iteration, model):
+    image = stored_image(iteration, "a.jpg")
+    make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=90, model_version=model)
+    make_proposal(image, "aws-logo", (150, 100, 60, 40), confidence=30, model_version=model)
+    page = open_review(login_page, live_server, reviewer, iteration)
+    slider = page.locator('[data-testid="slider-aws-logo"]')
+    area = slider.bounding_box()
+    page.mouse.click(area["x"] + 2, area["y"] + area["height"] / 2)
+    assert slider.input_value() == "0"
+    submit_with(page, "Enter")
+    page.wait_for_selector('[data-testid="queue-empty"]')
+    assert [row[5] for row in boxes(image)] == ["accepted", "accepted"]

@@ -1,5 +1,7 @@
 """Issue 10: the editor saves what the reviewer did, shows what they decided, and keys do not misfire."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -214,7 +216,8 @@ def test_the_timer_starts_at_zero_on_the_next_image(login_page, live_server, rev
     stored_image(iteration, "a.jpg")
     second = stored_image(iteration, "b.jpg")
     page = open_review(login_page, live_server, reviewer, iteration)
-    expect(page.locator("#timer")).to_have_text("0:02", timeout=4000)
+    # At least two seconds shown (a loaded machine may skip a tick), then the next image starts at 0.
+    expect(page.locator("#timer")).to_have_text(re.compile(r"^0:0[2-9]$"), timeout=6000)
     submit_with(page, "Enter")
     page.wait_for_url(f"**/review/images/{second.pk}/")
     assert page.inner_text("#timer") == "0:00"

@@ -37,7 +37,11 @@ const view = createView(ui, state, {
     localStorage.setItem(SLIDERS_KEY, JSON.stringify(Object.fromEntries(state.minConfidence)));
     view.render();
   },
-  drawLabel(labelId) { state.drawLabel = labelId; view.render(); },
+  drawLabel(labelId, byPointer) {
+    state.drawLabel = labelId;
+    if (byPointer) input.focusStage();
+    view.render();
+  },
 });
 view.zoom = clampZoom(Number(localStorage.getItem(ZOOM_KEY)) || 1);
 const input = createInput(ui, state, view, {

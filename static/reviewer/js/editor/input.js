@@ -29,8 +29,9 @@ export function createInput(ui, state, view, actions) {
     if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) && target.type !== "range") return;
     // On a focused control (Save, a link, a list row) Tab, Enter and Space keep their usual meaning,
     // so every control is reachable and Enter on Skip skips; letters stay the editor's everywhere.
-    if (target !== ui.stage && target.closest && target.closest(CONTROLS) &&
-        ["Tab", "Enter", " "].includes(event.key)) return;
+    // A slider has no Enter of its own: there Enter still saves, right after setting the slider.
+    const native = event.key === "Tab" || (target.type !== "range" && (event.key === "Enter" || event.key === " "));
+    if (native && target !== ui.stage && target.closest && target.closest(CONTROLS)) return;
     const handled = (event.ctrlKey || event.metaKey) ? onCommandKey(event) : onPlainKey(event);
     if (handled) { event.preventDefault(); event.stopPropagation(); }
   }

@@ -188,7 +188,8 @@ export function createView(ui, state, on) {
       name.type = "button"; name.className = "label-name"; name.title = "Label for new boxes";
       const swatch = span("swatch"); swatch.style.background = label.color;
       name.append(swatch, label.hotkey ? kbd(label.hotkey) : "", ` ${label.name}`);
-      name.addEventListener("click", () => on.drawLabel(label.id));
+      // A click (detail > 0) hands the keys back to the image; Enter or Space on the button keeps its focus.
+      name.addEventListener("click", (event) => on.drawLabel(label.id, event.detail > 0));
       const slider = document.createElement("input");
       Object.assign(slider, { type: "range", min: 0, max: 100, step: 1, value: state.minConfidence.get(label.id) });
       slider.setAttribute("aria-label", `Minimum confidence for ${label.name}`);
