@@ -44,10 +44,16 @@ def _remember_skip(request, image):
 
 
 MAX_OPEN_ELSEWHERE = 20
+MAX_ID = 2**63 - 1  # a larger integer in a query would be an error on PostgreSQL, not "no such image"
+
+
+def _image_ids(values):
+    return [v for v in values
+            if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID][:MAX_OPEN_ELSEWHERE]
 
 
 def _claim_following(request, iteration, now, open_elsewhere=()):
-    exclude = _skipped(request, iteration.pk) + list(open_elsewhere)[:MAX_OPEN_ELSEWHERE]
+    exclude = _skipped(request, iteration.pk) + _image_ids(open_elsewhere)
     return queue.claim_next(iteration=iteration, user=request.user, now=now, exclude_ids=exclude)
 
 
@@ -166,7 +172,7 @@ def submit(request, image_id):
             # A correction (a re-opened reviewed image, by its reviewer or an owner) goes back to the
             # image the user already holds, if any, but never leases a new one: an owner fixing one
             # image must not take a pending one away from the reviewers for the lease's length.
-            open_elsewhere = fields["open_elsewhere"][:MAX_OPEN_ELSEWHERE]
+            open_elsewhere = _image_ids(fields["open_elsewhere"])
             following = (
                 _claim_following(request, image.iteration, now, open_elsewhere) if was_pending
                 else queue.held_image(iteration=image.iteration, user=request.user, now=now,
@@ -216,9 +222,7 @@ def _open_elsewhere(request):
         ids = parse_json_body(request.body).get("open_elsewhere")
     except PayloadError:
         return []
-    if not isinstance(ids, list):
-        return []
-    return [i for i in ids if isinstance(i, int) and not isinstance(i, bool)][:MAX_OPEN_ELSEWHERE]
+    return _image_ids(ids) if isinstance(ids, list) else []
 
 
 @require_POST

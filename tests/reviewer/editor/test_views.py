@@ -575,7 +575,7 @@ def test_images_open_in_other_tabs_are_not_handed_out_again(client, leased, prop
     leased.refresh_from_db()
     assert leased.leased_by_id == reviewer.pk  # kept for the tab that shows it
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {
-        "version": 0, "boxes": [accept(proposal)], "open_elsewhere": [other_tab.pk]})
+        "version": 0, "boxes": [accept(proposal)], "open_elsewhere": [other_tab.pk, 10**30, -1]})
     assert response.json()["next"]["id"] == third.pk
     other_tab.refresh_from_db()
     assert other_tab.leased_by_id == reviewer.pk
