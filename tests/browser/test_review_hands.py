@@ -6,24 +6,9 @@ from playwright.sync_api import expect
 from projects.models import Image
 from reviewer.models import Review
 from tests.browser.test_review_page import boxes, list_states, open_review, stored_image, submit_with
-from tests.factories import make_iteration, make_model_version, make_project, make_proposal
+from tests.factories import make_proposal
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def project(reviewer):
-    return make_project("logos", reviewer=reviewer)
-
-
-@pytest.fixture
-def model(project):
-    return make_model_version(project, "m1", thresholds={"aws-logo": 50, "smile-logo": 50})
-
-
-@pytest.fixture
-def iteration(project, model):
-    return make_iteration(project, "v2", model_version=model)
 
 
 def test_hidden_proposals_are_one_collapsed_group_that_opens(login_page, live_server, reviewer, iteration,

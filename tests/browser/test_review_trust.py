@@ -6,30 +6,13 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from projects.models import Image
+from projects.models import Image, Membership
 from reviewer.editor.reviews import BoxInput, submit_review
 from reviewer.models import Review
 from tests.browser.test_review_page import boxes, list_states, open_review, stored_image, submit_with
-from tests.factories import make_model_version, make_project, make_proposal
+from tests.factories import make_proposal
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def project(reviewer, owner):
-    return make_project("logos", reviewer=reviewer, owner=owner)
-
-
-@pytest.fixture
-def model(project):
-    return make_model_version(project, "m1", thresholds={"aws-logo": 50, "smile-logo": 50})
-
-
-@pytest.fixture
-def iteration(project, model):
-    from tests.factories import make_iteration
-
-    return make_iteration(project, "v2", model_version=model)
 
 
 def selected_row(page):
@@ -192,7 +175,8 @@ def test_an_image_accepted_as_proposed_with_hidden_proposals_is_not_changed(logi
 
 
 def test_an_owners_correction_leases_no_other_image_to_the_owner(login_page, live_server, reviewer, owner,
-                                                                 iteration, model):
+                                                                 project, iteration, model):
+    Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
     image = stored_image(iteration, "a.jpg")
     pending = stored_image(iteration, "b.jpg")
     proposal = make_proposal(image, "aws-logo", (10, 20, 100, 50), confidence=90, model_version=model)
