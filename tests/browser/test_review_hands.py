@@ -20,6 +20,7 @@ def test_hidden_proposals_are_one_collapsed_group_that_opens(login_page, live_se
     page = open_review(login_page, live_server, reviewer, iteration)
     toggle = page.locator("#hidden-toggle")
     expect(toggle).to_have_text("2 hidden below threshold")
+    assert page.inner_text("#box-summary") == "1 undecided · 2 hidden"
     assert page.locator("#box-list li").count() == 1
     expect(page.locator("#hidden-box-list")).to_be_hidden()
     toggle.click()

@@ -77,6 +77,7 @@ test("Enter saves visible undecided boxes as accepted and hidden ones as hidden"
   assert.deepEqual(boxes.map((b) => b.proposal), [11, 12]);
   assert.deepEqual(hidden, [13]);
   assert.deepEqual(S.submission(state, true), { saved: [], boxes: [], hidden: [] });
+  assert.equal(S.summary(state), "2 undecided · 1 hidden");
 });
 
 test("accept, reject and relabel settle proposals and move to the next undecided box", () => {

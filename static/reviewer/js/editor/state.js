@@ -216,8 +216,12 @@ export function counts(state) {
   return counts;
 }
 
+// Hidden proposals are counted apart: "3 undecided" would promise that Enter accepts all three.
 export function summary(state) {
-  return Object.entries(counts(state)).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
+  const all = counts(state);
+  const hidden = state.items.filter((it) => hiddenBySlider(state, it)).length;
+  all.undecided -= hidden;
+  return Object.entries({ ...all, hidden }).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
 }
 
 // The boxes Enter saves (decided ones and visible undecided ones, accepted as they are) and the
