@@ -146,6 +146,9 @@ def test_tab_leaves_the_boxes_for_save_and_the_other_buttons(login_page, live_se
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Shift+Tab")
     assert focused() == "submit"
+    page.keyboard.press("Shift+Tab")  # back on the stage, whose focus ring shows
+    assert focused() == "stage"
+    assert page.evaluate("getComputedStyle(document.getElementById('stage')).outlineStyle") == "solid"
     # A list row is reachable and selects its box with Enter; the arrows then move the box.
     page.locator("#box-list li").first.focus()
     page.keyboard.press("Escape")
