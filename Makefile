@@ -38,6 +38,10 @@ lint: $(VENV)/.installed
 test: lint
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  echo "NOTE: chromium is not installed: browser tests will be skipped (apt-get install -y chromium)."; fi
+	@echo "== review editor unit tests (node --test) =="
+	@if command -v node >/dev/null 2>&1; then node --test tests/reviewer/js/; \
+	elif [ -n "$$CI" ]; then echo "node is not installed: the review editor's unit tests cannot run"; exit 1; \
+	else echo "NOTE: node is not installed: skipped the review editor's unit tests (tests/reviewer/js)."; fi
 	@echo "== tests on SQLite =="
 	$(PY) -m pytest -q
 	@echo "== tests on PostgreSQL ($(TEST_DATABASE_URL)) =="

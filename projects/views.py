@@ -7,6 +7,7 @@ from projects.access import get_iteration_for_user, get_project_for_user, role_i
 from projects.forms import ProjectSettingsForm
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.images.views import import_runs_context
+from projects.manifests import panels as manifest_panels
 from projects.models import Image, Membership, Project
 from projects.proposals import panels as proposal_panels
 from projects.provisioning import ProjectSetupError, create_iteration
@@ -88,5 +89,6 @@ def iteration_detail(request, slug, name):
         "proposal_panel": proposal_panels.render_panel(request, iteration, is_owner=is_owner),
         "training_panel": training_panels.render_panel(request, iteration, is_owner=is_owner),
         **(import_runs_context(iteration) if is_owner else {}),
+        **manifest_panels.manifest_context(iteration),
     }
     return render(request, "projects/iteration_detail.html", context)

@@ -60,15 +60,8 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
     exclude_ids are images the reviewer just skipped: not offered to them again for now.
     """
     now = now or timezone.now()
-    own = (
-        Image.objects.filter(
-            leased_by=user, lease_expires_at__gt=now, iteration=iteration, status=Image.Status.PENDING
-        )
-        .order_by("lease_expires_at", "id")
-        .first()
-    )
+    own = held_image(iteration=iteration, user=user, now=now, exclude_ids=exclude_ids)
     if own is not None:
-        own.iteration = iteration
         return own
     for _ in range(CLAIM_ATTEMPTS):
         image, won = _try_claim(iteration, user, now, exclude_ids)
@@ -77,6 +70,23 @@ def claim_next(*, iteration, user, now=None, exclude_ids=()):
         if won:
             return image
     return None
+
+
+def held_image(*, iteration, user, now=None, exclude_ids=()):
+    """The pending image of the iteration this user already holds, if any; leases nothing.
+
+    exclude_ids: images the user holds but has open in another tab, which must not come back here.
+    """
+    now = now or timezone.now()
+    own = Image.objects.filter(
+        leased_by=user, lease_expires_at__gt=now, iteration=iteration, status=Image.Status.PENDING
+    )
+    if exclude_ids:
+        own = own.exclude(pk__in=list(exclude_ids))
+    own = own.order_by("lease_expires_at", "id").first()
+    if own is not None:
+        own.iteration = iteration
+    return own
 
 
 def _try_claim(iteration, user, now, exclude_ids):
@@ -132,6 +142,14 @@ def release_lease(*, image, user):
     """Give the image back to the queue (skip). Only the holder's lease is released."""
     return bool(
         Image.objects.filter(pk=image.pk, leased_by=user).update(leased_by=None, lease_expires_at=None)
+    )
+
+
+def release_reviewed_lease(*, image_id, user):
+    """Release the user's hold on a reviewed image they re-opened (pending images keep theirs)."""
+    return bool(
+        Image.objects.filter(pk=image_id, leased_by=user, status=Image.Status.REVIEWED)
+        .update(leased_by=None, lease_expires_at=None)
     )
 
 

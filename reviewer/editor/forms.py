@@ -78,13 +78,17 @@ class BoxListField(forms.Field):
 
 
 class IdListField(forms.Field):
+    def __init__(self, *, message="hidden must be a list of proposal ids.", **kwargs):
+        super().__init__(**kwargs)
+        self.message = message
+
     def to_python(self, value):
         if value in (None, ""):
             return []
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise forms.ValidationError("hidden must be a list of proposal ids.")
+            raise forms.ValidationError(self.message)
         return value
 
 
@@ -122,6 +126,9 @@ class SubmitReviewForm(forms.Form):
     model_version = StrictIntegerField(min_value=1, max_value=MAX_BIGINT, required=False)
     boxes = BoxListField(required=False)
     hidden = IdListField(required=False)
+    # Images this reviewer has open in other tabs of the browser (the editor's tabs tell each other):
+    # the image that follows is none of them, or two tabs would review the same image.
+    open_elsewhere = IdListField(required=False, message="open_elsewhere must be a list of image ids.")
     # HiddenInput hands the raw JSON value to the field; a checkbox widget would coerce "yes" to True.
     no_objects = StrictBooleanField(required=False, widget=forms.HiddenInput)
     # No upper bound: a tab left open for days still saves; submit_review caps the time recorded.
@@ -142,7 +149,7 @@ class SubmitReviewForm(forms.Form):
             error = errors[0]
             field = error.code if name == "boxes" and (error.code or "").startswith("boxes[") else name
             message = error.messages[0]
-            if not message.startswith(("Box ", "An image", "boxes", "hidden", "version")):
+            if not message.startswith(("Box ", "An image", "boxes", "hidden", "open_elsewhere", "version")):
                 message = f"{name}: {message}"
             return field, message
         return None

@@ -76,7 +76,9 @@ def _proposal_item(proposal, image, state):
         geometry.Rect(proposal.left, proposal.top, proposal.width, proposal.height), image.width, image.height
     )
     return {"proposal": proposal.pk, "label": proposal.label_id, "state": state,
-            "confidence": round(proposal.confidence, 1), "rect": list(rect),
+            # Full precision: thresholds have two decimals, and a rounded confidence could fall
+            # below its own label's threshold (59.11 shown as 59.1) and be hidden.
+            "confidence": proposal.confidence, "rect": list(rect),
             "original": {"label": proposal.label_id, "rect": list(rect)}}
 
 

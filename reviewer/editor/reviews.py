@@ -93,9 +93,15 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
         review = Review.objects.create(
             image=image, reviewer=reviewer, started_at=started_at, submitted_at=now,
             elapsed_ms=elapsed_ms, no_objects=no_objects,
-            changed=any(d["verdict"] != "accepted" for d in decisions), decisions=decisions,
+            changed=any(_changed(d) for d in decisions), decisions=decisions,
         )
     return review
+
+
+def _changed(decision):
+    # A hidden proposal was below the reviewer's slider, never looked at: saved as rejected for the
+    # audit, but not a rejection by the reviewer, or "accepted as proposed" could never happen.
+    return decision["verdict"] != "accepted" and not decision.get("hidden")
 
 
 def _check_shape(boxes, no_objects):

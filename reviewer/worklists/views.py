@@ -29,6 +29,8 @@ def my_work(request):
         review.seconds = review.elapsed_ms / 1000
     seconds = [review.seconds for review in reviews]
     context = {
+        # Where the reviewer was working today, newest first: one "continue reviewing" link each.
+        "iterations": list({r.image.iteration_id: r.image.iteration for r in reviews}.values()),
         "reviews": reviews[:200],
         "image_count": len({review.image_id for review in reviews}),
         "review_count": len(reviews),

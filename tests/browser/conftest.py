@@ -18,6 +18,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 HERE = Path(__file__).parent
 
+# The review page's project, model and iteration fixtures, shared by every browser test module here
+# (one definition to change when the domain changes).
+from tests.browser.test_review_page import iteration, model, project  # noqa: E402, F401
+
 
 def pytest_collection_modifyitems(config, items):
     mine = [item for item in items if Path(str(item.fspath)).parent == HERE]

@@ -63,7 +63,7 @@ def boxes(image):
 
 def list_states(page):
     return page.eval_on_selector_all(
-        "#box-list li", "els => els.map(e => [e.dataset.state, e.dataset.hidden])")
+        "#box-list li, #hidden-box-list li", "els => els.map(e => [e.dataset.state, e.dataset.hidden])")
 
 
 def test_enter_accepts_every_proposal_and_the_next_image_appears(login_page, live_server, reviewer,

@@ -345,3 +345,22 @@ def test_exports_of_another_iteration_are_not_found(client, owner, iteration):
     export = Export.objects.create(iteration=other, kind=Export.Kind.S3)
     client.force_login(owner)
     assert client.get(url("manifest-export", export.pk)).status_code == 404
+
+
+def test_downloads_are_one_line_on_the_iteration_page_not_rows_linking_to_a_status_page(client, reviewer,
+                                                                                         iteration):
+    # Issue 10, point 9: each download added a "Download" row whose link opened a status page.
+    client.force_login(reviewer)
+    for _ in range(3):
+        b"".join(client.get(url("manifest-download")).streaming_content)
+    published = Export.objects.create(iteration=iteration, kind=Export.Kind.S3, status=RunStatus.SUCCEEDED,
+                                      uri="s3://out/v2.manifest", lines=1)
+    content = client.get(url("iteration")).content.decode()
+    downloads = Export.objects.filter(kind=Export.Kind.DOWNLOAD)
+    assert downloads.count() == 3
+    for export in downloads:
+        assert url("manifest-export", export.pk) not in content
+    assert f'<a href="{url("manifest-export", published.pk)}">Published to S3</a>' in content
+    last = downloads.order_by("-created_at", "-id").first().created_at
+    assert (f'<p class="counts" data-testid="manifest-downloads">Downloaded 3 times, last on '
+            f'{last:%Y-%m-%d %H:%M}.</p>') in content

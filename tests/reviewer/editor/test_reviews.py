@@ -268,3 +268,20 @@ def test_elapsed_time_beyond_a_day_is_capped_not_refused(setup, reviewer):
                            elapsed_ms=3 * 86_400_000)
     review.refresh_from_db()
     assert review.elapsed_ms == 86_400_000
+
+
+def test_hidden_proposals_do_not_make_a_review_accepted_as_proposed_changed(setup, reviewer):
+    # Issue 10, point 6: proposals below the reviewer's slider are saved as rejected and marked
+    # hidden, but the reviewer did not reject them, so "changed" stays False.
+    project, iteration, image, first, second = setup
+    review = submit_review(image=image, reviewer=reviewer, version=0, boxes=[box_of(first)],
+                           hidden_proposal_ids=[second.pk])
+    assert review.changed is False
+    assert [(d["proposal"], d["verdict"], d.get("hidden")) for d in review.decisions] == [
+        (first.pk, "accepted", None), (second.pk, "rejected", True)]
+
+
+def test_a_visible_rejection_still_makes_a_review_changed(setup, reviewer):
+    project, iteration, image, first, second = setup
+    review = submit_review(image=image, reviewer=reviewer, version=0, boxes=[box_of(first)])
+    assert review.changed is True

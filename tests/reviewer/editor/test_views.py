@@ -220,8 +220,8 @@ def test_stale_or_double_submit_gets_409_and_overwrites_nothing(client, leased, 
     response = post_json(client, url, {"version": 0, "no_objects": True})
     assert response.status_code == 409
     assert response.json() == {"code": "stale", "field": None, "error": (
-        "This image was saved by someone else since you opened it, so your review was not saved. "
-        "Reload the page to see its current boxes.")}
+        "You saved this image in another tab or window since this one opened it, so this tab's changes "
+        "were not saved. Reload to see the saved boxes.")}
     assert list(Box.objects.values_list("proposal_id", flat=True)) == [proposal.pk]
     assert (Review.objects.count(), Image.objects.get().no_objects) == (1, False)
 
@@ -516,3 +516,111 @@ def test_the_next_redirect_is_never_stored_by_a_cache(client, reviewer, image):
     response = client.get(reverse("reviewer:next", args=["logos", "v2"]))
     assert (response.status_code, response["Location"]) == (302, f"/review/images/{image.pk}/")
     assert response["Cache-Control"] == "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def test_payload_confidence_is_exact_so_a_proposal_at_the_threshold_is_not_below_it(client, leased, proposal):
+    # Issue 10, point 4: thresholds have two decimals; a confidence rounded to one (59.11 -> 59.1)
+    # fell below its own threshold and was hidden. The editor compares the confidence as stored.
+    proposal.confidence = 59.11
+    proposal.save(update_fields=["confidence"])
+    page = client.get(reverse("reviewer:image", args=[leased.pk]))
+    item, = page.context["payload"]["items"]
+    assert item["confidence"] == 59.11
+
+
+def test_an_owners_correction_does_not_lease_a_pending_image_to_the_owner(client, image, proposal, iteration,
+                                                                         reviewer, owner):
+    # Issue 10, point 7: saving a re-opened reviewed image answered with the next pending image,
+    # leased to the owner for ten minutes and so hidden from the reviewers.
+    pending = make_image(iteration, name="b.jpg")
+    submit_review(image=image, reviewer=reviewer, version=0, boxes=[
+        BoxInput(proposal.label_id, 10, 20, 50, 30, proposal.pk)])
+    client.force_login(owner)
+    client.post(reverse("reviewer:reopen", args=[image.pk]))
+    response = post_json(client, reverse("reviewer:submit", args=[image.pk]), {"version": 1, "boxes": []})
+    assert response.status_code == 200
+    assert (response.json()["next"], response.json()["next_url"]) == (None, f"/review/images/{image.pk}/")
+    pending.refresh_from_db()
+    assert (pending.leased_by_id, pending.lease_expires_at) == (None, None)
+    image.refresh_from_db()
+    assert (image.status, image.reviewed_by_id, image.leased_by_id) == ("reviewed", owner.pk, None)
+
+
+def test_a_correction_returns_to_the_image_the_reviewer_already_holds(client, leased, proposal, iteration,
+                                                                      reviewer):
+    held = make_image(iteration, name="b.jpg")
+    untouched = make_image(iteration, name="c.jpg")
+    post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+              {"version": 0, "boxes": [accept(proposal)]})
+    client.post(reverse("reviewer:back", args=["logos", "v2"]))
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 1, "boxes": []})
+    assert response.json()["next"]["id"] == held.pk
+    untouched.refresh_from_db()
+    assert untouched.leased_by_id is None
+
+
+def test_images_open_in_other_tabs_are_not_handed_out_again(client, leased, proposal, iteration, reviewer):
+    # Issue 10, point 9: a second tab got the image the first tab showed (the reviewer's own lease
+    # comes back first), and the second save was refused as "saved by someone else".
+    other_tab = make_image(iteration, name="b.jpg")
+    third = make_image(iteration, name="c.jpg")
+    answer = client.post(reverse("reviewer:skip", args=[leased.pk]),
+                         json.dumps({"open_elsewhere": [leased.pk]}),
+                         content_type="application/json", headers={"Accept": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json()["next"]["id"] == other_tab.pk
+    leased.refresh_from_db()
+    assert leased.leased_by_id == reviewer.pk  # kept for the tab that shows it
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {
+        "version": 0, "boxes": [accept(proposal)], "open_elsewhere": [other_tab.pk, 10**30, -1]})
+    assert response.json()["next"]["id"] == third.pk
+    other_tab.refresh_from_db()
+    assert other_tab.leased_by_id == reviewer.pk
+
+
+def test_a_save_after_someone_elses_says_it_was_someone_else(client, leased, proposal, owner):
+    post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 0, "boxes": []})
+    client.force_login(owner)  # an owner whose page showed version 0
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]), {"version": 0, "boxes": []})
+    assert (response.status_code, response.json()["code"], response.json()["error"]) == (
+        409, "stale", "This image was saved by someone else since you opened it, so your review was not "
+        "saved. Reload the page to see its current boxes.")
+
+
+def test_the_queue_page_leaves_out_images_open_in_other_tabs(client, leased, iteration):
+    url = reverse("reviewer:next", args=["logos", "v2"])
+    response = client.get(url, {"open_elsewhere": f"{leased.pk},x,²,99999999999999999999"})
+    assert response.status_code == 200
+    assert ("1 of 1 images in v2 are still pending, but other reviewers are holding them right now."
+            in response.content.decode())
+    assert client.get(url)["Location"] == f"/review/images/{leased.pk}/"
+
+
+def test_back_walks_further_back_from_an_image_it_reopened(client, leased, proposal, iteration, reviewer):
+    second = make_image(iteration, name="b.jpg")
+    third = make_image(iteration, name="c.jpg")
+    for image in (leased, second):
+        post_json(client, reverse("reviewer:submit", args=[image.pk]), {"version": 0, "boxes": []})
+    back = reverse("reviewer:back", args=["logos", "v2"])
+    assert client.post(back, {"from": third.pk})["Location"] == f"/review/images/{second.pk}/"
+    assert client.post(back, {"from": second.pk})["Location"] == f"/review/images/{leased.pk}/"
+    second.refresh_from_db()
+    assert second.leased_by_id is None  # walked past: no longer held
+    response = client.post(back, {"from": leased.pk}, follow=True)
+    assert response.redirect_chain[-1][0] == f"/review/images/{leased.pk}/"
+    assert "This is the first image you reviewed in this iteration." in response.content.decode()
+    assert response.context["editable"] is True
+    # Without "from" (an old page), Back reopens the last image saved, as before.
+    assert client.post(back)["Location"] == f"/review/images/{second.pk}/"
+
+
+def test_my_work_and_read_only_pages_link_to_continue_reviewing(client, reviewer, image, proposal):
+    submit_review(image=image, reviewer=make_user("someone"), version=0, boxes=[])
+    Review.objects.create(image=image, reviewer=reviewer, elapsed_ms=1000, submitted_at=timezone.now())
+    client.force_login(reviewer)
+    link = '<a class="button primary" href="/review/logos/v2/next" data-testid="continue-reviewing">' \
+        'Continue reviewing Logos / v2</a>'
+    assert link in client.get(reverse("reviewer:my-work")).content.decode()
+    page = client.get(reverse("reviewer:image", args=[image.pk])).content.decode()
+    assert ('<a href="/review/logos/v2/next" data-testid="continue-reviewing">Continue reviewing v2</a>'
+            in page)
