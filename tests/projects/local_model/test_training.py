@@ -270,7 +270,7 @@ def test_serving_pages_does_not_load_opencv():
         "import projects.local_model.panels, projects.proposals.panels; "
         "print('cv2' in sys.modules)"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
                             text=True, timeout=120)
