@@ -282,7 +282,7 @@ def test_a_line_whose_every_box_is_off_frame_is_invalid(tmp_path):
     ok, out, error = check_file(tmp_path, [off, off.replace("off.jpg", "off2.jpg"), *good(3)])
     assert not ok
     assert "ERROR [too-many-invalid]" in out
-    assert error == "1 error(s): Rekognition would refuse this manifest"
+    assert error == "1 error(s) (too-many-invalid): Rekognition would refuse this manifest"
 
 
 def test_a_line_whose_every_box_is_too_small_is_invalid():
@@ -304,8 +304,9 @@ def test_blank_lines_count_as_invalid_objects(tmp_path):
     assert (report.lines, report.invalid_lines) == (6, 1)
     assert issue(report, "blank-line").examples == ["line 2"]
     assert report.ok
-    ok, out, _ = check_file(tmp_path, [good(1)[0], "", "   ", *good(3, "more")])
+    ok, out, error = check_file(tmp_path, [good(1)[0], "", "   ", *good(3, "more")])
     assert not ok
+    assert error == "1 error(s) (too-many-invalid): Rekognition would refuse this manifest"
     assert "ERROR [too-many-invalid] more than 20% of the lines are invalid" in out
     assert "  2 of 6 lines" in out
 
@@ -331,8 +332,9 @@ def test_regional_quotas_follow_the_region(region, purpose, count, refused):
 
 def test_check_manifest_applies_the_regional_quota_of_the_region_given(tmp_path):
     lines = good(28_001)
-    ok, out, _ = check_file(tmp_path, lines, "--region", "ap-south-1")
+    ok, out, error = check_file(tmp_path, lines, "--region", "ap-south-1")
     assert not ok
+    assert error == "1 error(s) (regional-quota): Rekognition would refuse this manifest"
     assert "ERROR [regional-quota]" in out
     assert check_file(tmp_path, lines)[0]
 
