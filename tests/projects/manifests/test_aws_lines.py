@@ -413,3 +413,23 @@ def test_a_split_export_applies_the_regional_quotas_to_each_half(tmp_path, monke
     train = (tmp_path / "split-train.manifest").read_text().splitlines()
     test = (tmp_path / "split-test.manifest").read_text().splitlines()
     assert (len(train), len(test)) == (7, 3)
+
+
+def test_no_key_rekognition_adds_survives_stripping():
+    from projects.manifests.lines import strip_rcl_keys
+
+    obj = json.loads(RCL_LINE)
+    obj["bounding-box-metadata"]["objects"][0]["warnings"] = [{"code": "WARNING_X", "message": "x"}]
+    clean, flagged = strip_rcl_keys(obj)
+
+    def keys(value):
+        if isinstance(value, dict):
+            return set(value) | {k for item in value.values() for k in keys(item)}
+        if isinstance(value, list):
+            return {k for item in value for k in keys(item)}
+        return set()
+
+    assert keys(clean) & {"errors", "warnings", "cl-errors", "cl-metadata"} == set()
+    assert [(f.attribute, f.index, f.codes) for f in flagged] == [
+        ("bounding-box", 1, ("ERROR_BOUNDING_BOX_TOO_SMALL",))]
+    assert obj["bounding-box-metadata"]["objects"][0]["warnings"]  # the input is left alone
