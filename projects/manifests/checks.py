@@ -16,6 +16,7 @@ from projects.manifests.lines import (
     detection_attributes,
     failures,
     line_labels,
+    may_carry_rcl_keys,
     metadata_type,
     parse_line,
     strip_rcl_keys,
@@ -217,11 +218,13 @@ class ManifestValidator:
             self._finish()
             return None
         self.add_record(obj, len(text), line_number=line_number,
-                        byte_count=len(text.encode("utf-8")))
+                        byte_count=len(text.encode("utf-8")), strip=may_carry_rcl_keys(text))
         return obj
 
-    def add_record(self, obj, length, *, file_size=0, image_format="", line_number=None, byte_count=None):
-        """obj: one parsed line of any origin; length: its JSON text's length in characters."""
+    def add_record(self, obj, length, *, file_size=0, image_format="", line_number=None, byte_count=None,
+                   strip=True):
+        """obj: one parsed line of any origin; length: its JSON text's length in characters.
+        strip=False: the caller knows the line has none of Rekognition's keys."""
         self._start(length, byte_count)
         number = line_number or self._report.lines
         source = obj.get("source-ref") if isinstance(obj, dict) else None
@@ -230,7 +233,7 @@ class ManifestValidator:
             self._flag("malformed", f"{where}: no source-ref")
             self._finish()
             return
-        obj, flagged = strip_rcl_keys(obj)
+        obj, flagged = strip_rcl_keys(obj) if strip else (obj, ())
         for found in flagged:
             self._flag("flagged-by-rekognition",
                        f"{where}: {found.attribute} box {found.index}: {', '.join(found.codes)}")

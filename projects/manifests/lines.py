@@ -8,6 +8,7 @@ The rules behind each choice, with the AWS page each comes from: docs/rekognitio
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -21,6 +22,8 @@ IGNORED_TYPES = {CLASSIFICATION_TYPE, VERIFICATION_TYPE}
 # Keys Rekognition adds to the lines it hands back (validation manifests, ListDatasetEntries);
 # stripped at every level of a line: the line, the attribute, each annotation, the metadata.
 RCL_KEYS = ("errors", "warnings", "cl-errors", "cl-metadata")
+_RCL_KEY_SET = frozenset(RCL_KEYS)
+_RCL_KEY_TEXTS = tuple(f'"{key}"' for key in RCL_KEYS)
 BOX_KEYS = ("left", "top", "width", "height")
 REQUIRED_METADATA = ("objects", "class-map", "type", "human-annotated", "creation-date")
 
@@ -92,28 +95,47 @@ class Flagged:
 
 
 def strip_rcl_keys(obj):
-    """The line without the keys Rekognition adds, at every level, and the annotations it flagged.
+    """The line without the keys Rekognition adds, and the annotations it flagged.
 
-    Returns (a new dict, [Flagged]); obj is not changed.
+    Keys are stripped at every level Rekognition writes them: the line, each label attribute and
+    its metadata, each annotation and each objects[] entry. Returns (dict, [Flagged]); obj is not
+    changed (dicts that had such keys are copied, the rest is shared).
     """
-    clean = _without_rcl_keys(obj)
     flagged = []
+    clean = _without(obj)
     for key, body in obj.items():
-        if not isinstance(body, dict) or not isinstance(body.get("annotations"), list):
+        if not isinstance(body, dict) or key in RCL_KEYS:
             continue
-        for index, annotation in enumerate(body["annotations"]):
-            codes = _error_codes(annotation)
-            if codes:
-                flagged.append(Flagged(key, index, codes))
+        new = _without(body)
+        for field in ("annotations", "objects"):
+            items = new.get(field)
+            if not isinstance(items, list):
+                continue
+            if field == "annotations":
+                for index, annotation in enumerate(items):
+                    codes = _error_codes(annotation)
+                    if codes:
+                        flagged.append(Flagged(key, index, codes))
+            stripped = [_without(item) if isinstance(item, dict) else item for item in items]
+            if any(a is not b for a, b in zip(stripped, items, strict=True)):
+                new = dict(new) if new is body else new
+                new[field] = stripped
+        if new is not body:
+            clean = dict(clean) if clean is obj else clean
+            clean[key] = new
     return clean, flagged
 
 
-def _without_rcl_keys(value):
-    if isinstance(value, dict):
-        return {key: _without_rcl_keys(item) for key, item in value.items() if key not in RCL_KEYS}
-    if isinstance(value, list):
-        return [_without_rcl_keys(item) for item in value]
-    return value
+def may_carry_rcl_keys(text):
+    """False when a line's JSON text certainly has none of Rekognition's keys (a cheap test)."""
+    return any(key in text for key in _RCL_KEY_TEXTS)
+
+
+def _without(mapping):
+    """mapping without Rekognition's keys: itself when it has none, else a copy."""
+    if _RCL_KEY_SET.isdisjoint(mapping):
+        return mapping
+    return {key: value for key, value in mapping.items() if key not in RCL_KEYS}
 
 
 def _error_codes(annotation):
@@ -254,8 +276,8 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
-        and value not in (float("inf"), float("-inf"))
+    # type(), not isinstance(): True and False are not pixels.
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def line_labels(obj):

@@ -23,12 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, test, region, **options):
         errors = 0
+        codes = []
         for path, purpose in [(file, TRAIN)] + ([(test, TEST)] if test else []):
             report = self._check(path, region, purpose)
             if test:
                 self.stdout.write(f"== {path}")
             self.stdout.write(report.as_text())
             errors += len(report.errors)
+            codes += [issue.code for issue in report.errors if issue.code not in codes]
         if test:
             with open(file, encoding=ENCODING) as train_lines, open(test, encoding=ENCODING) as test_lines:
                 try:
@@ -38,8 +40,10 @@ class Command(BaseCommand):
             for problem in problems:
                 self.stdout.write(f"ERROR [split] {problem}")
             errors += len(problems)
+            codes += ["split"] if problems else []
         if errors:
-            raise CommandError(f"{errors} error(s): Rekognition would refuse this manifest")
+            raise CommandError(
+                f"{errors} error(s) ({', '.join(codes)}): Rekognition would refuse this manifest")
 
     def _check(self, path, region, purpose):
         try:

@@ -282,7 +282,7 @@ def test_a_line_whose_every_box_is_off_frame_is_invalid(tmp_path):
     ok, out, error = check_file(tmp_path, [off, off.replace("off.jpg", "off2.jpg"), *good(3)])
     assert not ok
     assert "ERROR [too-many-invalid]" in out
-    assert error == "1 error(s): Rekognition would refuse this manifest"
+    assert error == "1 error(s) (too-many-invalid): Rekognition would refuse this manifest"
 
 
 def test_a_line_whose_every_box_is_too_small_is_invalid():
@@ -304,8 +304,9 @@ def test_blank_lines_count_as_invalid_objects(tmp_path):
     assert (report.lines, report.invalid_lines) == (6, 1)
     assert issue(report, "blank-line").examples == ["line 2"]
     assert report.ok
-    ok, out, _ = check_file(tmp_path, [good(1)[0], "", "   ", *good(3, "more")])
+    ok, out, error = check_file(tmp_path, [good(1)[0], "", "   ", *good(3, "more")])
     assert not ok
+    assert error == "1 error(s) (too-many-invalid): Rekognition would refuse this manifest"
     assert "ERROR [too-many-invalid] more than 20% of the lines are invalid" in out
     assert "  2 of 6 lines" in out
 
@@ -331,8 +332,9 @@ def test_regional_quotas_follow_the_region(region, purpose, count, refused):
 
 def test_check_manifest_applies_the_regional_quota_of_the_region_given(tmp_path):
     lines = good(28_001)
-    ok, out, _ = check_file(tmp_path, lines, "--region", "ap-south-1")
+    ok, out, error = check_file(tmp_path, lines, "--region", "ap-south-1")
     assert not ok
+    assert error == "1 error(s) (regional-quota): Rekognition would refuse this manifest"
     assert "ERROR [regional-quota]" in out
     assert check_file(tmp_path, lines)[0]
 
@@ -411,3 +413,23 @@ def test_a_split_export_applies_the_regional_quotas_to_each_half(tmp_path, monke
     train = (tmp_path / "split-train.manifest").read_text().splitlines()
     test = (tmp_path / "split-test.manifest").read_text().splitlines()
     assert (len(train), len(test)) == (7, 3)
+
+
+def test_no_key_rekognition_adds_survives_stripping():
+    from projects.manifests.lines import strip_rcl_keys
+
+    obj = json.loads(RCL_LINE)
+    obj["bounding-box-metadata"]["objects"][0]["warnings"] = [{"code": "WARNING_X", "message": "x"}]
+    clean, flagged = strip_rcl_keys(obj)
+
+    def keys(value):
+        if isinstance(value, dict):
+            return set(value) | {k for item in value.values() for k in keys(item)}
+        if isinstance(value, list):
+            return {k for item in value for k in keys(item)}
+        return set()
+
+    assert keys(clean) & {"errors", "warnings", "cl-errors", "cl-metadata"} == set()
+    assert [(f.attribute, f.index, f.codes) for f in flagged] == [
+        ("bounding-box", 1, ("ERROR_BOUNDING_BOX_TOO_SMALL",))]
+    assert obj["bounding-box-metadata"]["objects"][0]["warnings"]  # the input is left alone

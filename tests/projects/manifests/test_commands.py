@@ -212,7 +212,8 @@ def test_check_manifest_fails_a_bad_file_with_the_report(tmp_path):
     out = io.StringIO()
     with pytest.raises(CommandError) as caught:
         call_command("check_manifest", str(path), stdout=out)
-    assert str(caught.value) == "3 error(s): Rekognition would refuse this manifest"
+    assert str(caught.value) == (
+        "3 error(s) (malformed, mixed-buckets, too-many-invalid): Rekognition would refuse this manifest")
     text = out.getvalue()
     assert "ERROR [malformed]" in text and "  line 3: not JSON" in text
     assert "ERROR [mixed-buckets]" in text and "  my-bucket (1), other-bucket (1)" in text
