@@ -451,3 +451,25 @@ class TrainingRun(BackgroundRun):
 
     def __str__(self):
         return f"{self.kind} training for {self.project_id} ({self.status})"
+
+
+class IterationMetrics(models.Model):
+    """The dashboard's figures for one model's proposals on one iteration, computed from the review
+    work in one pass and kept until the iteration's reviews, images or the model's proposals or
+    thresholds change (`signature` says which state they were computed from)."""
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="metrics")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    signature = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["iteration", "model_version"], name="iteration_metrics_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"metrics of {self.model_version_id} on {self.iteration_id}"
