@@ -36,6 +36,10 @@ MIN_HUMAN_MS = 1
 
 # -- the few places that know how other parts of the app store things ---------------------------------
 
+# The Iteration field naming that model, for select_related.
+PROPOSER_FIELD = "model_version"
+
+
 def proposer(iteration):
     """The model whose proposals reviewers are shown on this iteration (None: no model yet)."""
     return iteration.model_version
