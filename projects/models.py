@@ -221,6 +221,8 @@ class Image(models.Model):
             models.Index(fields=["iteration", "status", "position", "id"], name="image_queue_file"),
             models.Index(fields=["iteration", "status", "random_key", "id"], name="image_queue_random"),
             models.Index(fields=["leased_by", "lease_expires_at"], name="image_lease"),
+            # The newest review of an iteration in one index lookup: when its metrics are stale.
+            models.Index(fields=["iteration", "reviewed_at"], name="image_last_reviewed"),
         ]
 
     def __str__(self):

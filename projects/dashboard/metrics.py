@@ -12,16 +12,19 @@ of the state they were computed from; `current()` recomputes only when that stat
 import hashlib
 import json
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from itertools import groupby
 from operator import itemgetter
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max, Q, Sum
+from django.db import connections, transaction
+from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from projects.detections import Detection
 from projects.local_model import evaluation
-from projects.models import DEFAULT_THRESHOLD, Image, IterationMetrics, Proposal
+from projects.models import DEFAULT_THRESHOLD, Image, Iteration, IterationMetrics, Proposal
 from reviewer.models import Box, Review
 
 FORMAT = 1  # bump when the stored counts change shape: every cached row is then recomputed
@@ -68,39 +71,46 @@ def _verdict(decision):
 
 # -- one pass -------------------------------------------------------------------------------------
 
-def compute(iteration, model_version, labels=None):
-    """The stored counts (a JSON-ready dict) of model_version's proposals on the iteration."""
+def compute(iteration, model_version, labels=None, *, image_ids=None):
+    """The stored counts (a JSON-ready dict) of model_version's proposals on the iteration's reviewed
+    images (only those in image_ids when given: what a fold-in adds)."""
     labels = list(iteration.project.labels.all()) if labels is None else labels
     thresholds = _thresholds(model_version, labels)
-    per_label = {label_id: _label_counts() for label_id in thresholds}
+    per_label = defaultdict(_label_counts)
+    for label_id in thresholds:
+        per_label[label_id]  # noqa: B018 - every label is listed, found or not
     verdicts = Counter({name: 0 for name in VERDICTS})
-    origins = Counter()
-    relabels = Counter()
+    origins, relabels = Counter(), Counter()
     reviewers = defaultdict(lambda: {"reviews": 0, "timed": 0, "elapsed_ms": 0, "tenths": Counter()})
+    scope = _scope(iteration, image_ids)
+    # Every review the figures include or were made after, pending images' included.
+    reviewed_after = {"image_id__in": scope["image_id__in"]} if image_ids is not None else {
+        "image__iteration": iteration}
+    last_review_id = Review.objects.filter(**reviewed_after).aggregate(last=Max("id"))["last"] or 0
 
     for _image_id, (boxes, proposals, reviews) in _merged(
-        _stream(_boxes(iteration)), _stream(_proposals(iteration, model_version)),
-        _stream(_reviews(iteration)),
+        _stream(_boxes(scope)), _stream(_proposals(scope, model_version)), _stream(_reviews(scope)),
     ):
         label_of = {row[1]: row[2] for row in proposals}  # proposal id -> its label id
         truth = [(row[1], row[2:6]) for row in boxes]
         detections = [Detection(row[2], row[7], row[3:7]) for row in proposals]
         for item in evaluation.match_image(truth, detections):
-            counts = per_label.setdefault(item.label, _label_counts())
-            counts["hits" if item.hit else "misses"][_bin(item.confidence)] += 1
+            counts = per_label[item.label]
+            counts["hits" if item.hit else "misses"][min(max(int(item.confidence), 0), BINS - 1)] += 1
             if item.confidence >= thresholds.get(item.label, DEFAULT_THRESHOLD):
                 counts["tp" if item.hit else "fp"] += 1
-        for label_id, _box in truth:
-            per_label.setdefault(label_id, _label_counts())["truth"] += 1
         for row in boxes:
+            per_label[row[1]]["truth"] += 1
             origins[row[6]] += 1
-            if row[7] in label_of and row[8]:
+            if row[8] and row[7] in label_of:
                 relabels[f"{label_of[row[7]]}>{row[1]}"] += 1
-        latest = {}
+        latest = []
         for row in reviews:
             _timed(reviewers[str(row[2])], row[3])
-            latest = row[4] or []
-        decided = {d.get("proposal"): _verdict(d) for d in latest if d.get("proposal") in label_of}
+            latest = row[4]
+        if isinstance(latest, str):
+            latest = json.loads(latest)
+        decided = {d.get("proposal"): _verdict(d) for d in latest or () if d.get("proposal") in label_of}
         for proposal_id in label_of:
             verdicts[decided.get(proposal_id) or "undecided"] += 1
 
@@ -114,15 +124,12 @@ def compute(iteration, model_version, labels=None):
         "relabels": dict(relabels),
         "reviewers": {k: {**v, "tenths": {str(t): n for t, n in v["tenths"].items()}}
                       for k, v in reviewers.items()},
+        "last_review_id": last_review_id,
     }
 
 
 def _label_counts():
     return {"truth": 0, "tp": 0, "fp": 0, "hits": [0] * BINS, "misses": [0] * BINS}
-
-
-def _bin(confidence):
-    return min(max(int(confidence), 0), BINS - 1)
 
 
 def _timed(reviewer, elapsed_ms):
@@ -133,39 +140,47 @@ def _timed(reviewer, elapsed_ms):
         reviewer["tenths"][(elapsed_ms + 50) // 100] += 1
 
 
-def _reviewed(iteration):
-    return {"image__iteration": iteration, "image__status": Image.Status.REVIEWED}
+def _scope(iteration, image_ids):
+    scope = {"image__iteration": iteration, "image__status": Image.Status.REVIEWED}
+    if image_ids is not None:
+        scope["image_id__in"] = sorted(image_ids)
+    return scope
 
 
-def _boxes(iteration):
+def _boxes(scope):
     return (
-        Box.objects.filter(**_reviewed(iteration)).order_by("image_id", "id")
+        Box.objects.filter(**scope).order_by("image_id", "id")
         .values_list("image_id", "label_id", "left", "top", "width", "height", "origin", "proposal_id",
                      "relabeled")
     )
 
 
-def _proposals(iteration, model_version):
+def _proposals(scope, model_version):
     # Image-level proposals (no box) are never shown to reviewers and cannot match a box.
     return (
-        Proposal.objects.filter(model_version=model_version, left__isnull=False, **_reviewed(iteration))
+        Proposal.objects.filter(model_version=model_version, left__isnull=False, **scope)
         .order_by("image_id", "id")
         .values_list("image_id", "id", "label_id", "left", "top", "width", "height", "confidence")
     )
 
 
-def _reviews(iteration):
+def _reviews(scope):
     # Every review counts as work done; the last one of a reviewed image holds its decisions.
     return (
-        Review.objects.filter(**_reviewed(iteration)).order_by("image_id", "id")
+        Review.objects.filter(**scope).order_by("image_id", "id")
         .values_list("image_id", "id", "reviewer_id", "elapsed_ms", "decisions")
     )
 
 
 def _stream(queryset):
-    """(image id, [rows]) in image order, fetched in chunks."""
-    for image_id, rows in groupby(queryset.iterator(chunk_size=CHUNK), key=itemgetter(0)):
-        yield image_id, list(rows)
+    """(image id, [rows]) in image order: the query's plain rows, fetched in chunks (a server-side
+    cursor on PostgreSQL) without Django's per-value converters."""
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    with connections[queryset.db].chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = iter(lambda: cursor.fetchmany(CHUNK), [])
+        for image_id, group in groupby((row for chunk in rows for row in chunk), key=itemgetter(0)):
+            yield image_id, list(group)
 
 
 def _merged(*streams):
@@ -184,6 +199,28 @@ def _merged(*streams):
             else:
                 rows.append([])
         yield image_id, rows
+
+
+def _add(total, part):
+    """Stored counts plus those of more images (a fold-in): every count is a sum."""
+    merged = json.loads(json.dumps(total))
+    for key, counts in part["labels"].items():
+        into = merged["labels"].setdefault(key, _label_counts())
+        for field in ("truth", "tp", "fp"):
+            into[field] += counts[field]
+        for field in ("hits", "misses"):
+            into[field] = [a + b for a, b in zip(into[field], counts[field], strict=True)]
+    for section in ("verdicts", "origins", "relabels"):
+        for key, count in part[section].items():
+            merged[section][key] = merged[section].get(key, 0) + count
+    for key, stats in part["reviewers"].items():
+        into = merged["reviewers"].setdefault(key, {"reviews": 0, "timed": 0, "elapsed_ms": 0, "tenths": {}})
+        for field in ("reviews", "timed", "elapsed_ms"):
+            into[field] += stats[field]
+        for tenth, count in stats["tenths"].items():
+            into["tenths"][tenth] = into["tenths"].get(tenth, 0) + count
+    merged["last_review_id"] = max(total["last_review_id"], part["last_review_id"])
+    return merged
 
 
 # -- what people read -----------------------------------------------------------------------------
@@ -306,48 +343,46 @@ def _median(histogram):
 
 # -- the cache ------------------------------------------------------------------------------------
 
-def signatures(iterations):
-    """{iteration id: the state its metrics depend on}, in two queries for any number of
-    iterations: the images (count, reviewed, review versions, last review time) and the newest
-    proposal of each model, plus the model's thresholds over the project's labels."""
-    ids = [iteration.pk for iteration in iterations]
-    images = {
-        row["iteration_id"]: row for row in
-        Image.objects.filter(iteration_id__in=ids).order_by().values("iteration_id").annotate(
-            total=Count("id"), reviewed=Count("id", filter=Q(status=Image.Status.REVIEWED)),
-            versions=Sum("version"), last=Max("reviewed_at"),
-        )
-    }
-    model_ids = {proposer_id(iteration) for iteration in iterations} - {None}
-    newest = dict(
-        Proposal.objects.filter(model_version_id__in=model_ids).order_by().values("model_version_id")
-        .annotate(newest=Max("id")).values_list("model_version_id", "newest")
+def with_state(iterations):
+    """The iterations queryset with what their metrics depend on, one query for any number: image
+    and reviewed counts, the newest review time (one index lookup) and the proposing model's newest
+    proposal (one index lookup)."""
+    images = Image.objects.filter(iteration=OuterRef("pk")).order_by().values("iteration")
+    return iterations.select_related(PROPOSER_FIELD).annotate(
+        image_count=Coalesce(Subquery(images.annotate(n=Count("pk")).values("n")), 0),
+        reviewed_count=Coalesce(Subquery(
+            images.filter(status=Image.Status.REVIEWED).annotate(n=Count("pk")).values("n")), 0),
+        last_reviewed=Subquery(
+            Image.objects.filter(iteration=OuterRef("pk"), reviewed_at__isnull=False)
+            .order_by("-reviewed_at").values("reviewed_at")[:1]),
+        newest_proposal=Subquery(
+            Proposal.objects.filter(model_version=OuterRef(f"{PROPOSER_FIELD}_id"))
+            .order_by("-id").values("id")[:1]),
     )
-    result = {}
-    for iteration in iterations:
-        row = images.get(iteration.pk, {})
-        model_id = proposer_id(iteration)
-        result[iteration.pk] = (
-            f"{FORMAT}:{row.get('total', 0)}:{row.get('reviewed', 0)}:{row.get('versions') or 0}:"
-            f"{row['last'].isoformat() if row.get('last') else '-'}:{model_id}:{newest.get(model_id, 0)}"
-        )
-    return result
 
 
-def signature_with_thresholds(signature, model_version, labels):
+def signature(iteration, model_version, labels):
+    """The state an iteration's stored metrics were computed from (iteration from with_state)."""
     digest = hashlib.sha1(
         json.dumps(sorted(_thresholds(model_version, labels).items())).encode(), usedforsecurity=False
     ).hexdigest()[:12]
-    return f"{signature}:{digest}"
+    last = iteration.last_reviewed
+    return (f"{FORMAT}:{model_version.pk}:{iteration.newest_proposal or 0}:{digest}:"
+            f"{iteration.reviewed_count}:{last.timestamp() if last else '-'}")
+
+
+def _stem(signature):
+    """The part of a signature a fold-in must find unchanged: format, model, proposals, thresholds."""
+    return signature.rsplit(":", 2)[0]
 
 
 def current(iterations, *, labels):
-    """{iteration id: stored counts} for iterations with a proposing model, recomputed where the
-    iteration changed since they were stored. Queries: 3, plus a pass per changed iteration."""
+    """{iteration id: stored counts} for the iterations (from with_state) that have a proposing
+    model. Fresh ones are read (one query); where only new first reviews landed, their images are
+    folded in; anything else is computed again in one pass."""
     iterations = [iteration for iteration in iterations if proposer_id(iteration)]
     if not iterations:
         return {}
-    found = signatures(iterations)
     stored = {
         (row.iteration_id, row.model_version_id): row for row in IterationMetrics.objects.filter(
             iteration_id__in=[iteration.pk for iteration in iterations]
@@ -356,28 +391,80 @@ def current(iterations, *, labels):
     result = {}
     for iteration in iterations:
         model_version = proposer(iteration)
-        signature = signature_with_thresholds(found[iteration.pk], model_version, labels)
         row = stored.get((iteration.pk, model_version.pk))
-        if row is not None and row.signature == signature:
+        if row is not None and row.signature == signature(iteration, model_version, labels):
             result[iteration.pk] = row.data
             continue
-        result[iteration.pk] = refresh(iteration, model_version, labels=labels, signature=signature)
+        data, measured = _measure(iteration, model_version, labels, base=row)
+        IterationMetrics.objects.update_or_create(
+            iteration=iteration, model_version=model_version,
+            defaults={"signature": measured, "data": data, "computed_at": timezone.now()},
+        )
+        result[iteration.pk] = data
     return result
 
 
-def refresh(iteration, model_version, *, labels, signature):
-    data = compute(iteration, model_version, labels)
-    IterationMetrics.objects.update_or_create(
-        iteration=iteration, model_version=model_version,
-        defaults={"signature": signature, "data": data, "computed_at": timezone.now()},
-    )
-    return data
+def _measure(iteration, model_version, labels, *, base=None):
+    """(counts, the signature of the state they describe), read in one consistent snapshot: the
+    stored counts (base) plus the images first reviewed since, or else a whole pass."""
+    with _snapshot(IterationMetrics.objects.db):
+        state = with_state(Iteration.objects.filter(pk=iteration.pk)).get()
+        measured = signature(state, model_version, labels)
+        data = _folded(state, model_version, labels, base, measured) if base is not None else None
+        if data is None:
+            data = compute(state, model_version, labels)
+            data["reviewed"] = state.reviewed_count
+    return data, measured
+
+
+@contextmanager
+def _snapshot(alias):
+    """One read snapshot for the pass's queries, without holding a write lock: REPEATABLE READ on
+    PostgreSQL, a deferred read transaction on SQLite (WAL). Inside a transaction already (tests,
+    atomic requests), that one is used."""
+    connection = connections[alias]
+    if connection.in_atomic_block or connection.vendor not in ("postgresql", "sqlite"):
+        yield
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic(using=alias):
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("COMMIT")
+
+
+def _folded(state, model_version, labels, base, measured):
+    """The stored counts plus the images first reviewed since, or None when anything else changed
+    (a correction, an import, another model, proposals or thresholds): then a whole pass is due."""
+    data = base.data
+    if data.get("format") != FORMAT or "reviewed" not in data or _stem(base.signature) != _stem(measured):
+        return None
+    image_ids = set(Review.objects.filter(image__iteration=state, id__gt=data["last_review_id"])
+                    .values_list("image_id", flat=True))
+    if not image_ids or data["reviewed"] + len(image_ids) != state.reviewed_count:
+        return None
+    if Review.objects.filter(image_id__in=image_ids, id__lte=data["last_review_id"]).exists():
+        return None  # a correction of an image already counted
+    if Image.objects.filter(pk__in=image_ids, status=Image.Status.REVIEWED).count() != len(image_ids):
+        return None
+    merged = _add(data, compute(state, model_version, labels, image_ids=image_ids))
+    merged["reviewed"] = state.reviewed_count
+    return merged
 
 
 def for_iteration(iteration, model_version=None):
     """The figures of one iteration (for the command line): model_version defaults to the one
-    that proposed on it; another model is measured without touching the cache."""
+    that proposed on it; another model is measured without touching the stored metrics."""
     labels = list(iteration.project.labels.all())
+    iteration = with_state(Iteration.objects.filter(pk=iteration.pk)).get()
     shown = proposer(iteration)
     model_version = model_version or shown
     if model_version is None:
@@ -387,7 +474,7 @@ def for_iteration(iteration, model_version=None):
     else:
         data = compute(iteration, model_version, labels)
     users = usernames([data])
-    pending = iteration.images.filter(status=Image.Status.PENDING).count()
+    pending = iteration.image_count - iteration.reviewed_count
     return {"iteration": str(iteration), "model": model_version.name,
             **report(data, labels=labels, users=users, pending=pending)}
 

@@ -7,10 +7,7 @@ iteration whose reviews changed since its figures were stored).
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
-
 from projects.dashboard import charts, metrics
-from projects.models import Image
 
 VERDICT_COLORS = {"accepted": "#15803d", "adjusted": "#f59e0b", "rejected": "#b91c1c",
                   "hidden": "#9ca3af", "undecided": "#e5e7eb"}
@@ -45,12 +42,8 @@ class IterationRow:
 
 
 def annotated_iterations(project):
-    return (
-        project.iterations.select_related(metrics.PROPOSER_FIELD)
-        .annotate(image_count=Count("images"),
-                  reviewed_count=Count("images", filter=Q(images__status=Image.Status.REVIEWED)))
-        .order_by("created_at", "id")
-    )
+    """The project's iterations with their image and reviewed counts and their metrics' state."""
+    return metrics.with_state(project.iterations.order_by("created_at", "id"))
 
 
 def dashboard(project, *, models, selected_name=None):

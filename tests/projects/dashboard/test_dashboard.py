@@ -69,7 +69,7 @@ def test_owner_sees_lineage_both_f1s_and_the_charts(client, owner, project):
     html = response.content.decode()
     assert "projects/dashboard.html" in {t.name for t in response.templates}
     lineage = re.search(r'data-testid="lineage">(.*?)</p>', html, re.S).group(1)
-    assert text(lineage) == "iteration v1 → model v1 → iteration v2 → model v2".replace("iteration ", "")
+    assert text(lineage) == "v1 → model v1 → v2 → model v2"
     # v2: 1 of 2 objects found, 1 of 2 proposals false: F1 0.5 by Loupe; 0.8 reported by training.
     assert row_text(html, "v2") == (
         "v2 model v1 2 of 3 reviewed 0.500 0.800 (loupe offline detector) model v2 (F1 0.900) "

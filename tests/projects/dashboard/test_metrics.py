@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from projects.dashboard import metrics
-from projects.models import Image, IterationMetrics
+from projects.models import Image, Iteration, IterationMetrics
 from reviewer.models import Box
 from tests.factories import (
     label,
@@ -178,32 +178,67 @@ def test_duplicates_of_one_object_and_an_empty_iteration():
     assert figures["curve"]["per_label"]["aws-logo"][90] == [1.0, 1.0]
 
 
-def test_metrics_are_cached_and_recomputed_when_a_review_lands(case, django_assert_num_queries):
+def stated(iteration):
+    return metrics.with_state(Iteration.objects.filter(pk=iteration.pk)).get()
+
+
+def aws_tp(data, project):
+    return data["labels"][str(label(project, "aws-logo").pk)]["tp"]
+
+
+def test_stored_metrics_are_read_in_one_query_while_nothing_changes(case, django_assert_num_queries):
     labels = list(case.project.labels.all())
-    first = metrics.current([case], labels=labels)[case.pk]
-    row = IterationMetrics.objects.get()
+    first = metrics.current([stated(case)], labels=labels)[case.pk]
+    state = stated(case)
 
-    # signatures (2 queries) + the stored row
-    with django_assert_num_queries(3):
-        assert metrics.current([case], labels=labels)[case.pk] == first
+    with django_assert_num_queries(1):
+        assert metrics.current([state], labels=labels)[case.pk] == first
 
+
+@pytest.fixture
+def passes(monkeypatch):
+    """The metrics passes made: None for a whole one, else the images folded in."""
+    made, real = [], metrics.compute
+
+    def counted(*args, **kwargs):
+        made.append(kwargs.get("image_ids"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "compute", counted)
+    return made
+
+
+def test_a_first_review_is_folded_in_and_matches_a_whole_pass(case, passes):
+    labels = list(case.project.labels.all())
+    before = metrics.current([stated(case)], labels=labels)[case.pk]
+    passes.clear()
     pending = case.images.get(status=Image.Status.PENDING)
     make_box(pending, "aws-logo", (0, 0, 100, 100), origin=ACCEPTED)
     make_review(pending, make_user("dave"), elapsed_ms=2_000)
-    again = metrics.current([case], labels=labels)[case.pk]
 
-    assert again["labels"][str(label(case.project, "aws-logo").pk)]["tp"] == 2
-    assert IterationMetrics.objects.get().signature != row.signature
+    folded = metrics.current([stated(case)], labels=labels)[case.pk]
+
+    assert passes == [{pending.pk}]
+    assert (aws_tp(before, case.project), aws_tp(folded, case.project)) == (1, 2)
+    whole = metrics.compute(case, case.model_version, labels)
+    assert {k: v for k, v in folded.items() if k != "reviewed"} == whole
+    assert IterationMetrics.objects.get().data == folded
 
 
-def test_a_threshold_change_recomputes(case):
+def test_a_correction_or_a_threshold_change_recomputes_everything(case, passes):
     labels = list(case.project.labels.all())
-    metrics.current([case], labels=labels)
+    metrics.current([stated(case)], labels=labels)
+    passes.clear()
+
+    corrected = case.images.filter(status=Image.Status.REVIEWED).first()
+    make_review(corrected, make_user("erin"), elapsed_ms=3_000)
+    metrics.current([stated(case)], labels=labels)
     model = case.model_version
     model.thresholds = {"aws-logo": 50, "smile-logo": 20}
     model.save()
 
     assert metrics.for_iteration(case)["per_label"]["smile-logo"]["tp"] == 1
+    assert passes == [None, None]
 
 
 def test_metrics_command_prints_one_json_object(case, capsys):
