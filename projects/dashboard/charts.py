@@ -4,6 +4,8 @@ Plain functions from numbers to markup (every text escaped), so pages need no Ja
 and no CDN, and tests can read the figures in the page.
 """
 
+import math
+
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import mark_safe
 
@@ -155,6 +157,15 @@ def shares(name, title, parts_in):
         name, title, WIDTH, WIDTH, title, title, body,
         _join(LEGEND_ITEM, ((color, label) for label, color in legend)),
     )
+
+
+def nice_ceiling(value):
+    """The smallest 1, 2, 2.5, 3, 4 or 5 times a power of ten at or above value (1 for nothing): an axis
+    maximum whose fifths are round numbers."""
+    if not value or value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 2.5, 3, 4, 5, 10) if step * power >= value)
 
 
 def _short(text, limit=16):

@@ -134,7 +134,7 @@ def detail_charts(row, labels):
             ["precision", "recall", "F1"]),
         "throughput_chart": charts.bars(
             "throughput", "Reviewer throughput (images per hour in the editor)", rates, ["images/hour"],
-            maximum=fastest * 1.15 or 1.0, fmt="{:.0f}"),
+            maximum=charts.nice_ceiling(fastest), fmt="{:.0f}"),
         "verdict_chart": charts.shares(
             "verdicts", f"What reviewers did with {row.model.name}'s {proposals['total']} proposals",
             [(VERDICT_NAMES[name], proposals[name], VERDICT_COLORS[name]) for name in metrics.VERDICTS]),
