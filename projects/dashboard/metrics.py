@@ -19,7 +19,6 @@ from operator import itemgetter
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
 from django.db.models import Count, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from projects.detections import Detection
@@ -344,21 +343,27 @@ def _median(histogram):
 # -- the cache ------------------------------------------------------------------------------------
 
 def with_state(iterations):
-    """The iterations queryset with what their metrics depend on, one query for any number: image
-    and reviewed counts, the newest review time (one index lookup) and the proposing model's newest
-    proposal (one index lookup)."""
-    images = Image.objects.filter(iteration=OuterRef("pk")).order_by().values("iteration")
-    return iterations.select_related(PROPOSER_FIELD).annotate(
-        image_count=Coalesce(Subquery(images.annotate(n=Count("pk")).values("n")), 0),
-        reviewed_count=Coalesce(Subquery(
-            images.filter(status=Image.Status.REVIEWED).annotate(n=Count("pk")).values("n")), 0),
+    """The iterations of a queryset, each with what its metrics depend on, in two queries for any
+    number of them: its newest review time and its proposing model's newest proposal (one index
+    lookup each), and its image and reviewed counts (one index-only pass over its images)."""
+    iterations = list(iterations.select_related(PROPOSER_FIELD).annotate(
         last_reviewed=Subquery(
             Image.objects.filter(iteration=OuterRef("pk"), reviewed_at__isnull=False)
             .order_by("-reviewed_at").values("reviewed_at")[:1]),
         newest_proposal=Subquery(
             Proposal.objects.filter(model_version=OuterRef(f"{PROPOSER_FIELD}_id"))
             .order_by("-id").values("id")[:1]),
-    )
+    ))
+    counts = defaultdict(Counter)
+    for iteration_id, status, count in (
+        Image.objects.filter(iteration_id__in=[iteration.pk for iteration in iterations]).order_by()
+        .values_list("iteration_id", "status").annotate(count=Count("pk"))
+    ):
+        counts[iteration_id][status] = count
+    for iteration in iterations:
+        iteration.image_count = sum(counts[iteration.pk].values())
+        iteration.reviewed_count = counts[iteration.pk][Image.Status.REVIEWED]
+    return iterations
 
 
 def signature(iteration, model_version, labels):
@@ -408,7 +413,7 @@ def _measure(iteration, model_version, labels, *, base=None):
     """(counts, the signature of the state they describe), read in one consistent snapshot: the
     stored counts (base) plus the images first reviewed since, or else a whole pass."""
     with _snapshot(IterationMetrics.objects.db):
-        state = with_state(Iteration.objects.filter(pk=iteration.pk)).get()
+        (state,) = with_state(Iteration.objects.filter(pk=iteration.pk))
         measured = signature(state, model_version, labels)
         data = _folded(state, model_version, labels, base, measured) if base is not None else None
         if data is None:
@@ -464,7 +469,7 @@ def for_iteration(iteration, model_version=None):
     """The figures of one iteration (for the command line): model_version defaults to the one
     that proposed on it; another model is measured without touching the stored metrics."""
     labels = list(iteration.project.labels.all())
-    iteration = with_state(Iteration.objects.filter(pk=iteration.pk)).get()
+    (iteration,) = with_state(Iteration.objects.filter(pk=iteration.pk))
     shown = proposer(iteration)
     model_version = model_version or shown
     if model_version is None:

@@ -179,7 +179,8 @@ def test_duplicates_of_one_object_and_an_empty_iteration():
 
 
 def stated(iteration):
-    return metrics.with_state(Iteration.objects.filter(pk=iteration.pk)).get()
+    (stated,) = metrics.with_state(Iteration.objects.filter(pk=iteration.pk))
+    return stated
 
 
 def aws_tp(data, project):
