@@ -465,6 +465,8 @@ class IterationMetrics(models.Model):
     signature = models.CharField(max_length=255)
     data = models.JSONField(default=dict)
     computed_at = models.DateTimeField(default=timezone.now)
+    # When a background pass was queued for a large iteration; pages show the stored figures meanwhile.
+    refresh_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from contextlib import contextmanager
+from datetime import timedelta
 from itertools import groupby
 from operator import itemgetter
 
@@ -34,6 +35,10 @@ VERDICTS = ("accepted", "adjusted", "rejected", "hidden", "undecided")
 # Reviews faster than this are bulk or headless saves, not a person's pace: they count as reviews
 # but not towards the time figures.
 MIN_HUMAN_MS = 1
+# Up to this many reviewed images a page computes the figures itself (about a second); beyond, a
+# background task does, and pages show the stored figures meanwhile.
+INLINE_IMAGES = 2000
+REQUEUE_AFTER = timedelta(minutes=15)
 
 
 # -- the few places that know how other parts of the app store things ---------------------------------
@@ -255,6 +260,7 @@ def report(data, *, labels, users=None, pending=0):
     median = throughput["median_seconds"]
     return {
         "model_version": data["model_version"],
+        "reviewed": data.get("reviewed"),
         "overall": scores(overall["tp"], overall["fp"], overall["fn"]),
         "per_label": per_label,
         "curve": {"thresholds": list(range(BINS)),
@@ -381,17 +387,19 @@ def _stem(signature):
     return signature.rsplit(":", 2)[0]
 
 
-def current(iterations, *, labels):
+def current(iterations, *, labels, schedule=None):
     """{iteration id: stored counts} for the iterations (from with_state) that have a proposing
-    model. Fresh ones are read (one query); where only new first reviews landed, their images are
-    folded in; anything else is computed again in one pass."""
+    model. Fresh ones are read (one query); where only a few first reviews landed, their images are
+    folded in; anything else is computed again in one pass, here for up to INLINE_IMAGES reviewed
+    images, else by schedule(iteration, model_version) in the background when given (the stored
+    counts are returned meanwhile, with "stale": True, or None when there are none yet)."""
     iterations = [iteration for iteration in iterations if proposer_id(iteration)]
     if not iterations:
         return {}
     stored = {
         (row.iteration_id, row.model_version_id): row for row in IterationMetrics.objects.filter(
             iteration_id__in=[iteration.pk for iteration in iterations]
-        ).only("iteration_id", "model_version_id", "signature", "data")
+        ).only("iteration_id", "model_version_id", "signature", "data", "refresh_queued_at")
     }
     result = {}
     for iteration in iterations:
@@ -399,14 +407,47 @@ def current(iterations, *, labels):
         row = stored.get((iteration.pk, model_version.pk))
         if row is not None and row.signature == signature(iteration, model_version, labels):
             result[iteration.pk] = row.data
-            continue
-        data, measured = _measure(iteration, model_version, labels, base=row)
-        IterationMetrics.objects.update_or_create(
-            iteration=iteration, model_version=model_version,
-            defaults={"signature": measured, "data": data, "computed_at": timezone.now()},
-        )
-        result[iteration.pk] = data
+        elif schedule is not None and _too_large(iteration, row):
+            _queue(iteration, model_version, row, schedule)
+            result[iteration.pk] = {**row.data, "stale": True} if row is not None and row.data else None
+        else:
+            result[iteration.pk] = refresh(iteration, model_version, labels=labels, base=row)
     return result
+
+
+def _too_large(iteration, row):
+    """Whether bringing the stored counts up to date takes longer than a page should wait."""
+    if row is None or "reviewed" not in row.data:
+        return iteration.reviewed_count > INLINE_IMAGES
+    new = iteration.reviewed_count - row.data["reviewed"]
+    return iteration.reviewed_count > INLINE_IMAGES and not 0 < new <= INLINE_IMAGES
+
+
+def _queue(iteration, model_version, row, schedule):
+    """Queue one background pass, not one per page view (again once a queued one seems lost)."""
+    now = timezone.now()
+    if row is not None and row.refresh_queued_at and now - row.refresh_queued_at < REQUEUE_AFTER:
+        return
+    if row is None:
+        row = IterationMetrics.objects.create(iteration=iteration, model_version=model_version,
+                                              signature="", data={}, refresh_queued_at=now)
+    else:
+        IterationMetrics.objects.filter(pk=row.pk).update(refresh_queued_at=now)
+    schedule(iteration, model_version)
+
+
+def refresh(iteration, model_version, *, labels=None, base=None):
+    """Bring the stored counts of model_version on the iteration up to date and return them."""
+    labels = list(iteration.project.labels.all()) if labels is None else labels
+    if base is None:
+        base = IterationMetrics.objects.filter(iteration=iteration, model_version=model_version).first()
+    data, measured = _measure(iteration, model_version, labels, base=base)
+    IterationMetrics.objects.update_or_create(
+        iteration=iteration, model_version=model_version,
+        defaults={"signature": measured, "data": data, "computed_at": timezone.now(),
+                  "refresh_queued_at": None},
+    )
+    return data
 
 
 def _measure(iteration, model_version, labels, *, base=None):
@@ -415,7 +456,7 @@ def _measure(iteration, model_version, labels, *, base=None):
     with _snapshot(IterationMetrics.objects.db):
         (state,) = with_state(Iteration.objects.filter(pk=iteration.pk))
         measured = signature(state, model_version, labels)
-        data = _folded(state, model_version, labels, base, measured) if base is not None else None
+        data = _folded(state, model_version, labels, base, measured) if base and base.data else None
         if data is None:
             data = compute(state, model_version, labels)
             data["reviewed"] = state.reviewed_count

@@ -21,6 +21,7 @@ class IterationRow:
     model: object  # the model whose proposals reviewers saw here, or None
     figures: dict | None  # metrics.report(), when a model proposed here
     trained: list = field(default_factory=list)  # models trained from this iteration
+    measuring: bool = False  # a background pass is bringing the figures up to date
 
     @property
     def images(self):
@@ -46,13 +47,14 @@ def annotated_iterations(project):
     return metrics.with_state(project.iterations.order_by("created_at", "id"))
 
 
-def dashboard(project, *, models, selected_name=None):
+def dashboard(project, *, models, selected_name=None, schedule=None):
     """Everything the owner's project page shows but the model controls. models: the project's
-    model versions, oldest first."""
+    model versions, oldest first; schedule: how to refresh a large iteration's figures in the
+    background (see metrics.current)."""
     iterations = list(annotated_iterations(project))
     labels = list(project.labels.all())
-    stored = metrics.current(iterations, labels=labels)
-    users = metrics.usernames(stored.values())
+    stored = metrics.current(iterations, labels=labels, schedule=schedule)
+    users = metrics.usernames(data for data in stored.values() if data)
     rows = []
     for iteration in iterations:
         data = stored.get(iteration.pk)
@@ -62,7 +64,8 @@ def dashboard(project, *, models, selected_name=None):
             figures = metrics.report(data, labels=labels, users=users, pending=pending)
         trained = [model for model in models if model.trained_from_id == iteration.pk]
         rows.append(IterationRow(iteration=iteration, model=metrics.proposer(iteration), figures=figures,
-                                 trained=trained))
+                                 trained=trained, measuring=iteration.pk in stored and (
+                                     data is None or bool(data.get("stale")))))
     selected = _selected(rows, selected_name)
     return {
         "labels": labels,

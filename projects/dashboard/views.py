@@ -3,6 +3,7 @@ from django.views.decorators.http import require_GET
 
 from projects.access import get_project_for_user, role_in
 from projects.dashboard import panels
+from projects.dashboard.tasks import schedule_refresh
 from projects.models import Membership
 from projects.proposals import panels as proposal_panels
 
@@ -20,5 +21,6 @@ def project_detail(request, slug):
     if not is_owner:
         context.update(iterations=panels.annotated_iterations(project), labels=project.labels.all())
         return render(request, "projects/project_detail.html", context)
-    context.update(panels.dashboard(project, models=models, selected_name=request.GET.get("iteration")))
+    context.update(panels.dashboard(project, models=models, selected_name=request.GET.get("iteration"),
+                                    schedule=schedule_refresh))
     return render(request, "projects/dashboard.html", context)

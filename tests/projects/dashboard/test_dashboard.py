@@ -8,7 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from projects.dashboard import panels
+from projects.dashboard import metrics, panels
+from projects.dashboard import views as dashboard_views
 from projects.models import Image, IterationMetrics
 from reviewer.models import Box
 from tests.factories import (
@@ -151,3 +152,37 @@ def test_dashboard_queries_do_not_grow_with_iterations_and_models(client, owner,
 
     assert queries() == before
     assert IterationMetrics.objects.count() == 4
+
+
+def test_a_large_iteration_is_measured_in_the_background_meanwhile_the_page_says_so(
+    client, owner, project, monkeypatch
+):
+    monkeypatch.setattr(metrics, "INLINE_IMAGES", 1)  # v2's 2 reviewed images are "large" now
+    client.force_login(owner)
+    url = reverse("projects:detail", args=["logos"])
+
+    # The tests' task backend runs the queued pass at once: the next page has the figures.
+    first = client.get(url).content.decode()
+    second = client.get(url).content.decode()
+
+    assert "(measuring)" in row_text(first, "v2")
+    assert row_text(second, "v2").startswith("v2 model v1 2 of 3 reviewed 0.500 0.800")
+    assert IterationMetrics.objects.get().refresh_queued_at is None
+
+
+def test_one_background_pass_is_queued_however_often_the_page_is_opened(client, owner, project, monkeypatch):
+    monkeypatch.setattr(metrics, "INLINE_IMAGES", 1)
+    queued = []
+    monkeypatch.setattr(dashboard_views, "schedule_refresh", lambda *args: queued.append(args))
+    client.force_login(owner)
+    url = reverse("projects:detail", args=["logos"])
+    v2 = project.iterations.get(name="v2")
+    metrics.refresh(v2, v2.model_version)
+
+    # A correction of an image already counted needs a whole pass: the stored figures stay shown.
+    corrected = v2.images.filter(status=Image.Status.REVIEWED).first()
+    make_review(corrected, make_user("bob"), elapsed_ms=5_000)
+    pages = [client.get(url).content.decode() for _ in range(3)]
+
+    assert len(queued) == 1
+    assert all("0.500 (as of 2 reviewed; measuring)" in row_text(page, "v2") for page in pages)
