@@ -7,10 +7,12 @@ from model v1 and about as many reviewed boxes (accepted, adjusted, relabeled, a
 rejected or hidden), one Review per image with its decisions from four reviewers, and model v2
 trained from v2. Then it times, through Django's test client as the owner:
 
-- the first dashboard (the metrics pass over every reviewed image, then stored),
-- the dashboard with stored metrics (--repeat times: the everyday case; target p95 under 300 ms),
-- the dashboard right after one more review lands (the stored metrics are refreshed),
-- and the metrics pass alone (metrics.compute).
+- the first dashboard (no stored figures yet: it queues the background pass and says "measuring"),
+- the background pass over every reviewed image (what the queued task runs: metrics.refresh),
+- the dashboard with stored figures (--repeat times: the everyday case; target p95 under 300 ms),
+- the dashboard right after one more first review (folded into the stored figures in the page),
+- the dashboard right after a correction of a counted image (stored figures shown, a pass queued),
+  and that background pass.
 
 Prints a table; the last line is one JSON object with the figures.
 
@@ -185,6 +187,16 @@ def land_one_review(iteration, users):
     submit_review(image=image, reviewer=users[1], version=image.version, boxes=boxes, elapsed_ms=5000)
 
 
+def correct_one_review(iteration, users):
+    """Another reviewer reopens a reviewed image and saves it again unchanged: a correction."""
+    from projects.models import Image
+    from reviewer.editor.reviews import BoxInput, submit_review
+
+    image = Image.objects.filter(iteration=iteration, status="reviewed").order_by("id").first()
+    boxes = [BoxInput(b.label_id, b.left, b.top, b.width, b.height, b.proposal_id) for b in image.boxes.all()]
+    submit_review(image=image, reviewer=users[2], version=image.version, boxes=boxes, elapsed_ms=7000)
+
+
 def ms(seconds):
     return round(seconds * 1000, 1)
 
@@ -199,8 +211,6 @@ def main():
         from django.test import Client
         from django.test.utils import override_settings
 
-        from projects.dashboard import metrics
-
         # The bench serves pages without collected static files: plain static URLs, no manifest.
         plain_static = {**settings.STORAGES, "staticfiles": {
             "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
@@ -213,15 +223,23 @@ def main():
         client.force_login(owner)
         url = f"/p/{project.slug}/"
 
+        from projects.dashboard import metrics
+
+        timed_get(client, "/")  # the process's first request (imports, templates) is not the dashboard's
         first, _ = timed_get(client, url)
+        start = time.perf_counter()
+        metrics.refresh(iteration, iteration.model_version)
+        pass_s = time.perf_counter() - start
         f1 = metrics.for_iteration(iteration)["overall"]["f1"]
         warm = [timed_get(client, url)[0] for _ in range(args.repeat)]
         land_one_review(iteration, users)
         after_review, _ = timed_get(client, url)
         warm_again, _ = timed_get(client, url)
+        correct_one_review(iteration, users)
+        after_correction, _ = timed_get(client, url)
         start = time.perf_counter()
-        metrics.compute(iteration, iteration.model_version, labels)
-        compute_s = time.perf_counter() - start
+        metrics.refresh(iteration, iteration.model_version)
+        second_pass_s = time.perf_counter() - start
         connection.close()
 
     warm_ms = sorted(ms(s) for s in warm)
@@ -229,11 +247,13 @@ def main():
     figures = {
         "database": vendor, "reviewed_images": args.images, "pending_images": args.pending, **sizes,
         "setup_s": round(setup_s, 1), "loupe_f1": f1,
-        "first_dashboard_ms": ms(first),
+        "first_dashboard_ms": ms(first), "background_pass_ms": ms(pass_s),
         "stored_metrics_ms": {"p50": round(statistics.median(warm_ms), 1), "p95": p95, "max": warm_ms[-1],
                               "repeat": args.repeat},
         "after_one_review_ms": ms(after_review), "stored_again_ms": ms(warm_again),
-        "metrics_pass_ms": ms(compute_s), "target_ms": TARGET_MS,
+        "after_a_correction_ms": ms(after_correction),
+        "background_pass_after_correction_ms": ms(second_pass_s),
+        "target_ms": TARGET_MS,
     }
     report(figures)
 
@@ -244,17 +264,19 @@ def report(figures):
           f"{figures['boxes']:,} boxes, {figures['reviews']:,} reviews (setup {figures['setup_s']:.1f} s)")
     stored = figures["stored_metrics_ms"]
     rows = [
-        ("first dashboard (metrics pass, stored)", figures["first_dashboard_ms"]),
-        (f"dashboard, stored metrics: p50 of {stored['repeat']}", stored["p50"]),
-        ("dashboard, stored metrics: p95", stored["p95"]),
-        ("dashboard, stored metrics: max", stored["max"]),
-        ("dashboard right after one more review", figures["after_one_review_ms"]),
+        ("first dashboard (queues the pass, 'measuring')", figures["first_dashboard_ms"]),
+        ("background pass over every reviewed image", figures["background_pass_ms"]),
+        (f"dashboard, stored figures: p50 of {stored['repeat']}", stored["p50"]),
+        ("dashboard, stored figures: p95", stored["p95"]),
+        ("dashboard, stored figures: max", stored["max"]),
+        ("dashboard right after one more review (fold-in)", figures["after_one_review_ms"]),
         ("dashboard after that", figures["stored_again_ms"]),
-        ("metrics pass alone (metrics.compute)", figures["metrics_pass_ms"]),
+        ("dashboard right after a correction (pass queued)", figures["after_a_correction_ms"]),
+        ("background pass after the correction", figures["background_pass_after_correction_ms"]),
     ]
-    print(f"{'step':<46}{'ms':>10}")
+    print(f"{'step':<52}{'ms':>10}")
     for name, value in rows:
-        print(f"{name:<46}{value:>10.1f}")
+        print(f"{name:<52}{value:>10.1f}")
     verdict = "within" if stored["p95"] < TARGET_MS else "OVER"
     print(f"Stored-metrics dashboard p95 {stored['p95']:.1f} ms: {verdict} the {TARGET_MS:.0f} ms target; "
           f"Loupe's F1 of v1 on v2: {figures['loupe_f1']}")
