@@ -73,7 +73,7 @@ def test_owner_sees_lineage_both_f1s_and_the_charts(client, owner, project):
     assert text(lineage) == "v1 → model v1 → v2 → model v2"
     # v2: 1 of 2 objects found, 1 of 2 proposals false: F1 0.5 by Loupe; 0.8 reported by training.
     assert row_text(html, "v2") == (
-        "v2 model v1 2 of 3 reviewed 0.500 0.800 (loupe offline detector) model v2 (F1 0.900) "
+        "v2 model v1 2 of 3 reviewed 0.500 0.800 (local training) model v2 (F1 0.900) "
         "Review Run proposals Download or publish manifest Train next version"
     )
     assert row_text(html, "v1").startswith("v1 none 1 of 1 reviewed – – model v1 (F1 0.800)")
