@@ -518,7 +518,7 @@ def for_iteration(iteration, model_version=None):
     if shown is not None and model_version.pk == shown.pk:
         data = current([iteration], labels=labels)[iteration.pk]
     else:
-        data = compute(iteration, model_version, labels)
+        data = {**compute(iteration, model_version, labels), "reviewed": iteration.reviewed_count}
     users = usernames([data])
     pending = iteration.image_count - iteration.reviewed_count
     return {"iteration": str(iteration), "model": model_version.name,

@@ -51,7 +51,11 @@ def as_text(figures):
         return (f"  {name:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} "
                 f"{row['tp']:>6} {row['fp']:>6} {row['fn']:>6}")
 
-    lines = [f"Model {figures['model']} on {figures['iteration']} (IoU >= 0.5, at the model's thresholds)",
+    if not figures["reviewed"]:
+        return (f"Model {figures['model']} on {figures['iteration']}: no reviewed images yet, nothing to "
+                f"measure ({figures['pending']} images to review).")
+    lines = [f"Model {figures['model']} on {figures['iteration']}, {figures['reviewed']} reviewed images "
+             "(IoU >= 0.5, at the model's thresholds)",
              f"  {'label':<24} {'precision':>9} {'recall':>7} {'F1':>6} {'TP':>6} {'FP':>6} {'FN':>6}"]
     for name, row in figures["per_label"].items():
         lines.append(score_row(f"{name} (>= {row['threshold']:g})", row))

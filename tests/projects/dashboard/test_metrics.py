@@ -254,7 +254,7 @@ def test_metrics_command_prints_one_json_object(case, capsys):
 def test_metrics_command_table_and_another_model(case, capsys):
     call_command("metrics", "logos/v2")
     out = capsys.readouterr().out
-    assert "Model v1 on logos/v2" in out
+    assert "Model v1 on logos/v2, 4 reviewed images" in out
     assert "overall" in out and "0.200" in out
     assert "Relabeled: aws-logo -> smile-logo (1)" in out
 
@@ -262,10 +262,15 @@ def test_metrics_command_table_and_another_model(case, capsys):
     other = json.loads(capsys.readouterr().out)
     # v0 proposed only P8 on A (aws 99 over A's aws, default threshold 50): 1 of 5 objects found.
     assert other["overall"] == {"precision": 1.0, "recall": 0.2, "f1": 0.3333, "tp": 1, "fp": 0, "fn": 4}
+    assert (other["model"], other["reviewed"]) == ("v0", 4)
     assert list(IterationMetrics.objects.values_list("model_version__name", flat=True)) == ["v1"]
 
     with pytest.raises(CommandError, match="has no model version 'v9'"):
         call_command("metrics", "logos/v2", "--model-version", "v9")
-    make_iteration(case.project, "v3")
+    v3 = make_iteration(case.project, "v3")
     with pytest.raises(CommandError, match="no model proposed on logos/v3"):
         call_command("metrics", "logos/v3")
+    make_image(v3)
+    call_command("metrics", "logos/v3", "--model-version", "v1")
+    assert capsys.readouterr().out == (
+        "Model v1 on logos/v3: no reviewed images yet, nothing to measure (1 images to review).\n")
