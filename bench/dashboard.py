@@ -152,7 +152,8 @@ def populate(images, per_image, pending):
         insert(connection, Box._meta.db_table, box_columns, boxes)
         insert(connection, Review._meta.db_table, review_columns, reviews)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # PostgreSQL: the visibility map autovacuum keeps in a live database (index-only scans).
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     return project, iteration, owner, users, labels
 
 

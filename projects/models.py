@@ -319,7 +319,11 @@ class Proposal(models.Model):
                 name="proposal_box_valid",
             ),
         ]
-        indexes = [models.Index(fields=["image", "model_version"], name="proposal_image_model")]
+        indexes = [
+            models.Index(fields=["image", "model_version"], name="proposal_image_model"),
+            # A model's newest proposal in one index lookup: whether its metrics are stale.
+            models.Index(fields=["model_version", "id"], name="proposal_model_newest"),
+        ]
 
     def __str__(self):
         return f"{self.label} {self.confidence:.1f} on {self.image_id}"
