@@ -6,7 +6,10 @@ and the reviews, each streamed in image order with values_list; never a query pe
 with the evaluation module's rules (same label, IoU >= 0.5, greedy by confidence), so truth that was
 imported or came from Ground Truth is measured the same way. The pass keeps only counts (per label
 and per whole-number confidence), which are stored in an IterationMetrics row with the signature
-of the state they were computed from; `current()` recomputes only when that state changed.
+of the state they were computed from. `current()` reads them while that state holds; when only
+first reviews landed since, it folds just those images in (every count is a sum); anything else
+(a correction, an import, new proposals or thresholds) takes a whole pass, which a page makes
+itself for a small iteration and leaves to a background task for a large one.
 """
 
 import hashlib
