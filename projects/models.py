@@ -231,6 +231,8 @@ class Image(models.Model):
             models.Index(fields=["iteration", "status", "position", "id"], name="image_queue_file"),
             models.Index(fields=["iteration", "status", "random_key", "id"], name="image_queue_random"),
             models.Index(fields=["leased_by", "lease_expires_at"], name="image_lease"),
+            # The newest review of an iteration in one index lookup: when its metrics are stale.
+            models.Index(fields=["iteration", "reviewed_at"], name="image_last_reviewed"),
         ]
 
     def __str__(self):
@@ -352,7 +354,11 @@ class Proposal(models.Model):
                 name="proposal_box_valid",
             ),
         ]
-        indexes = [models.Index(fields=["image", "model_version"], name="proposal_image_model")]
+        indexes = [
+            models.Index(fields=["image", "model_version"], name="proposal_image_model"),
+            # A model's newest proposal in one index lookup: whether its metrics are stale.
+            models.Index(fields=["model_version", "id"], name="proposal_model_newest"),
+        ]
 
     def __str__(self):
         return f"{self.label} {self.confidence:.1f} on {self.image_id}"
@@ -509,3 +515,27 @@ class TrainingRun(BackgroundRun):
 
     def __str__(self):
         return f"{self.kind} training for {self.project_id} ({self.status})"
+
+
+class IterationMetrics(models.Model):
+    """The dashboard's figures for one model's proposals on one iteration, computed from the review
+    work in one pass and kept until the iteration's reviews, images or the model's proposals or
+    thresholds change (`signature` says which state they were computed from)."""
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="metrics")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    signature = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(default=timezone.now)
+    # When a background pass was queued for a large iteration; pages show the stored figures meanwhile.
+    refresh_queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["iteration", "model_version"], name="iteration_metrics_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"metrics of {self.model_version_id} on {self.iteration_id}"

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from projects import views
+from projects.dashboard import views as dashboard_views
 from projects.images import views as image_views
 from projects.manifests import views as manifest_views
 from projects.proposals import views as proposal_views
@@ -11,7 +12,7 @@ app_name = "projects"
 urlpatterns = [
     path("", views.project_list, name="list"),
     path("images/<int:image_id>/file", image_views.image_file, name="image-file"),
-    path("p/<slug:slug>/", views.project_detail, name="detail"),
+    path("p/<slug:slug>/", dashboard_views.project_detail, name="detail"),
     path("p/<slug:slug>/settings/", views.project_settings, name="settings"),
     path("p/<slug:slug>/iterations/new", views.iteration_create, name="iteration-create"),
     path("p/<slug:slug>/i/<str:name>/", views.iteration_detail, name="iteration"),

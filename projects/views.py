@@ -26,27 +26,6 @@ def project_list(request):
     return render(request, "projects/project_list.html", {"projects": projects})
 
 
-@require_GET
-def project_detail(request, slug):
-    project = get_project_for_user(request.user, slug)
-    is_owner = role_in(request.user, project) == Membership.Role.OWNER
-    iterations = project.iterations.annotate(
-        image_count=Count("images"),
-        reviewed_count=Count("images", filter=Q(images__status=Image.Status.REVIEWED)),
-    ).select_related("shown_model").order_by("created_at", "id")
-    context = {
-        "project": project,
-        "iterations": iterations,
-        "labels": project.labels.all(),
-        "is_owner": is_owner,
-        "model_rows": [
-            (model, proposal_panels.render_model_controls(request, model, project=project, is_owner=is_owner))
-            for model in project.model_versions.order_by("-created_at")
-        ],
-    }
-    return render(request, "projects/project_detail.html", context)
-
-
 def project_settings(request, slug):
     project = get_project_for_user(request.user, slug, owner=True)
     form = ProjectSettingsForm(request.POST or None, instance=project)

@@ -4,6 +4,7 @@ import io
 import itertools
 
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from PIL import Image as PILImage
 
 from projects.models import (
@@ -19,7 +20,7 @@ from projects.models import (
     ProposalRun,
     TrainingRun,
 )
-from reviewer.models import Box
+from reviewer.models import Box, Review
 
 _counter = itertools.count(1)
 
@@ -115,3 +116,12 @@ def image_bytes(width=128, height=96, fmt="JPEG", color=(200, 30, 30)):
     buffer = io.BytesIO()
     PILImage.new("RGB", (width, height), color).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def make_review(image, reviewer, *, decisions=(), elapsed_ms=10_000, **fields):
+    """A Review row as the review service writes it (decisions as given); marks the image reviewed."""
+    review = Review.objects.create(image=image, reviewer=reviewer, elapsed_ms=elapsed_ms,
+                                   decisions=list(decisions), **fields)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.REVIEWED, reviewed_by=reviewer,
+                                             reviewed_at=review.submitted_at, version=F("version") + 1)
+    return review

@@ -227,15 +227,15 @@ def test_image_file_redirects_to_a_presigned_url_for_s3_images(client, reviewer,
     assert "X-Amz-Expires=900" in location
 
 
-def test_project_and_iteration_pages_show_counts(client, owner):
+def test_project_and_iteration_pages_show_counts(client, reviewer):
     from projects.models import Image
 
-    project = make_project("logos", owner=owner, name="Logos")
+    project = make_project("logos", reviewer=reviewer, name="Logos")
     iteration = make_iteration(project, "v1", shown_model=make_model_version(project, "rk-7"))
     make_image(iteration, status=Image.Status.REVIEWED)
     make_image(iteration)
     make_iteration(project, "v2")
-    client.force_login(owner)
+    client.force_login(reviewer)
     detail = client.get(reverse("projects:detail", args=["logos"]))
     row = detail.context["iterations"][0]
     assert (row.name, row.image_count, row.reviewed_count) == ("v1", 2, 1)
