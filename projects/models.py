@@ -541,7 +541,8 @@ class GroundTruthJob(models.Model):
     arn = models.CharField(max_length=2048, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INITIALIZING)
     failure_reason = models.TextField(blank=True)
-    # DescribeLabelingJob's LabelCounters (TotalLabeled, HumanLabeled, Unlabeled, FailedNonRetryableError, ...).
+    # DescribeLabelingJob's LabelCounters (TotalLabeled, HumanLabeled, Unlabeled,
+    # FailedNonRetryableError, ...).
     counters = models.JSONField(default=dict, blank=True)
     input_manifest_uri = models.CharField(max_length=2048)
     output_path = models.CharField(max_length=2048)
@@ -556,7 +557,8 @@ class GroundTruthJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     checked_at = models.DateTimeField(null=True, blank=True)
     imported_at = models.DateTimeField(null=True, blank=True)
-    # The last import: {"imported", "unchanged", "skipped", "failed": [[source, reason]], "errors": [[line, message]]}.
+    # The last import: {"lines", "imported", "unchanged", "failed": [[source, reason]],
+    # "errors": [[line number, message]]}.
     report = models.JSONField(default=dict, blank=True)
 
     class Meta:
