@@ -4,7 +4,14 @@ import pytest
 
 from projects.groundtruth import contract
 from projects.models import Image
-from tests.factories import make_image, make_iteration, make_model_version, make_project, make_proposal, thresholds
+from tests.factories import (
+    make_image,
+    make_iteration,
+    make_model_version,
+    make_project,
+    make_proposal,
+    thresholds,
+)
 
 NOW = datetime(2026, 12, 3, 15, 0, 0, tzinfo=UTC)
 JOB = "logos-v2-20261203150000"
@@ -45,8 +52,14 @@ def describe_response(name, status, counters=None, **extra):
     request = expected_request(name)
     return {
         "LabelingJobStatus": status,
-        "LabelCounters": counters or {"TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
-                                      "FailedNonRetryableError": 0, "Unlabeled": 4},
+        "LabelCounters": counters
+        or {
+            "TotalLabeled": 0,
+            "HumanLabeled": 0,
+            "MachineLabeled": 0,
+            "FailedNonRetryableError": 0,
+            "Unlabeled": 4,
+        },
         "CreationTime": NOW,
         "LastModifiedTime": NOW,
         "JobReferenceCode": "abc123",
@@ -65,8 +78,14 @@ def describe_response(name, status, counters=None, **extra):
 def gt(owner):
     """logos/v2: four images awaiting review (a: two proposals above threshold and one below, b: none,
     d: one, e: one) and c, already reviewed; the images in my-bucket, output to out-bucket."""
-    project = make_project("logos", owner=owner, region="us-east-1", image_bucket="my-bucket",
-                           output_location="s3://out-bucket/loupe/", labeling_instructions="Box every logo.")
+    project = make_project(
+        "logos",
+        owner=owner,
+        region="us-east-1",
+        image_bucket="my-bucket",
+        output_location="s3://out-bucket/loupe/",
+        labeling_instructions="Box every logo.",
+    )
     model = make_model_version(project, "v1")
     model.thresholds = thresholds(project, {"aws-logo": 60, "smile-logo": 50})
     model.save()
@@ -74,12 +93,22 @@ def gt(owner):
     images = {}
     for position, name in enumerate("abcde"):
         status = Image.Status.REVIEWED if name == "c" else Image.Status.PENDING
-        images[name] = make_image(v2, source=f"s3://my-bucket/v2/{name}.jpg", position=position, status=status)
+        images[name] = make_image(
+            v2, source=f"s3://my-bucket/v2/{name}.jpg", position=position, status=status
+        )
     proposals = {
-        "a1": make_proposal(images["a"], "aws-logo", (10.4, 20.6, 100, 50), confidence=91.5, model_version=model),
-        "a2": make_proposal(images["a"], "smile-logo", (300, 200, 64, 64), confidence=55.0, model_version=model),
-        "a3": make_proposal(images["a"], "aws-logo", (600, 400, 50, 50), confidence=40.0, model_version=model),
-        "d1": make_proposal(images["d"], "aws-logo", (50, 50, 200, 100), confidence=80.0, model_version=model),
+        "a1": make_proposal(
+            images["a"], "aws-logo", (10.4, 20.6, 100, 50), confidence=91.5, model_version=model
+        ),
+        "a2": make_proposal(
+            images["a"], "smile-logo", (300, 200, 64, 64), confidence=55.0, model_version=model
+        ),
+        "a3": make_proposal(
+            images["a"], "aws-logo", (600, 400, 50, 50), confidence=40.0, model_version=model
+        ),
+        "d1": make_proposal(
+            images["d"], "aws-logo", (50, 50, 200, 100), confidence=80.0, model_version=model
+        ),
         "e1": make_proposal(images["e"], "smile-logo", (5, 5, 70, 70), confidence=99.0, model_version=model),
     }
     return {"project": project, "iteration": v2, "model": model, "images": images, "proposals": proposals}
