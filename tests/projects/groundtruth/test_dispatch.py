@@ -279,3 +279,28 @@ def test_the_command_refuses_a_missing_iteration():
         call_command(
             "dispatch_groundtruth", "nope/v2", "--workteam-arn", WORKTEAM_ARN, "--role-arn", ROLE_ARN
         )
+
+
+def test_the_command_dispatches_and_starts_following_the_job(
+    gt, buckets, sagemaker_stubber, capsys, monkeypatch
+):
+    from django.utils import timezone
+
+    from tests.projects.groundtruth.conftest import describe_response
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    sagemaker_stubber.add_response(
+        "create_labeling_job", {"LabelingJobArn": job_arn(JOB)}, expected_request(JOB)
+    )
+    # The test settings run tasks at once: the first poll follows the dispatch.
+    sagemaker_stubber.add_response(
+        "describe_labeling_job", describe_response(JOB, "Initializing"), {"LabelingJobName": JOB}
+    )
+
+    call_command("dispatch_groundtruth", "logos/v2", "--workteam-arn", WORKTEAM_ARN, "--role-arn", ROLE_ARN)
+
+    sagemaker_stubber.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert f"created {JOB} (aws-logo, smile-logo): {job_arn(JOB)}" in out
+    assert "4 images leased to the job(s) until their results are imported." in out
+    assert GroundTruthJob.objects.get().checked_at == NOW

@@ -286,3 +286,79 @@ def test_the_iteration_page_shows_progress_and_only_owners_get_the_stop_button(
     client.force_login(reviewer)
     page = client.get("/p/logos/i/v2/").content.decode()
     assert "3 of 4 labeled" in page and "Stop job" not in page
+
+
+def test_the_poll_task_queues_the_next_poll_while_the_job_runs(gt, job, sagemaker_stubber, settings):
+    from django.utils import timezone
+
+    from projects.groundtruth import tasks
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    sagemaker_stubber.add_response(
+        "describe_labeling_job", describe_response(JOB, "InProgress"), {"LabelingJobName": JOB}
+    )
+    before = timezone.now()
+
+    result = tasks.poll_groundtruth_job.call(job_id=job.pk)
+
+    sagemaker_stubber.assert_no_pending_responses()
+    assert result == {"status": "InProgress"}
+    (queued,) = tasks.poll_groundtruth_job.get_backend().results
+    assert queued.kwargs == {"job_id": job.pk}
+    assert before + timedelta(seconds=300) <= queued.task.run_after <= timezone.now() + timedelta(seconds=300)
+
+
+def test_the_poll_task_stops_polling_once_the_job_has_ended(gt, job, buckets, sagemaker_stubber, settings):
+    from projects.groundtruth import tasks
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    put_output(buckets, OUTPUT_LINES)
+    sagemaker_stubber.add_response(
+        "describe_labeling_job",
+        describe_response(JOB, "Completed", LabelingJobOutput={"OutputDatasetS3Uri": OUTPUT}),
+        {"LabelingJobName": JOB},
+    )
+
+    assert tasks.poll_groundtruth_job.call(job_id=job.pk) == {"status": "Completed"}
+    assert list(tasks.poll_groundtruth_job.get_backend().results) == []
+
+
+def test_the_export_treats_ground_truth_results_like_loupe_reviews(gt, job):
+    from projects.manifests.export import iter_manifest_lines
+
+    results.import_output(job, lines=OUTPUT_LINES, now=LATER)
+
+    lines = {
+        json.loads(text)["source-ref"]: json.loads(text)
+        for text in iter_manifest_lines(iteration=gt["iteration"])
+    }
+    a = lines["s3://my-bucket/v2/a.jpg"]
+    assert a["bounding-box"]["annotations"] == [
+        {"class_id": 0, "left": 12, "top": 22, "width": 98, "height": 50},
+        {"class_id": 1, "left": 700, "top": 500, "width": 40, "height": 40},
+    ]
+    assert a["bounding-box-metadata"]["human-annotated"] == "yes"
+    assert a["bounding-box-metadata"]["creation-date"] == "2026-12-03T16:42:07.123456"
+    assert lines["s3://my-bucket/v2/b.jpg"]["bounding-box"]["annotations"] == []
+    assert "s3://my-bucket/v2/e.jpg" not in lines
+
+
+def test_owner_dispatches_from_the_iteration_page_with_a_dry_run_first(gt, buckets, client, owner):
+    client.force_login(owner)
+    form = {"workteam_arn": WORKTEAM_ARN, "role_arn": ROLE_ARN, "max_labels_per_job": "10", "dry_run": "on"}
+
+    page = client.post("/p/logos/i/v2/groundtruth/dispatch", form, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "Dry run: 1 job(s) for 4 images; nothing was sent." in page
+    assert "&quot;LabelingJobName&quot;: &quot;logos-v2-" in page
+    assert not GroundTruthJob.objects.exists()
+
+
+def test_a_reviewer_cannot_dispatch(gt, client, reviewer):
+    from projects.models import Membership
+
+    Membership.objects.create(project=gt["project"], user=reviewer, role="reviewer")
+    client.force_login(reviewer)
+    form = {"workteam_arn": WORKTEAM_ARN, "role_arn": ROLE_ARN, "max_labels_per_job": "10"}
+    assert client.post("/p/logos/i/v2/groundtruth/dispatch", form).status_code in (403, 404)
+    assert not GroundTruthJob.objects.exists()
