@@ -369,13 +369,12 @@ def _send(plan, request, now):
         except sagemaker.SageMakerError as error:
             row.status, row.failure_reason = GroundTruthJob.Status.FAILED, f"CreateLabelingJob: {error}"
             row.save(update_fields=["status", "failure_reason"])
+            settle(row)
             continue
         row.arn = arn
         row.save(update_fields=["arn"])
     plan.created = rows
     if all(row.status == GroundTruthJob.Status.FAILED for row in rows):
-        for row in rows:
-            settle(row)
         raise DispatchError("; ".join(row.failure_reason for row in rows))
 
 

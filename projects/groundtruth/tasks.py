@@ -22,7 +22,9 @@ def poll_groundtruth_job(*, job_id):
         results.sync(job)
     except results.GroundTruthError as error:
         logger.warning("Ground Truth job %s: %s", job.name, error)
-    if not job.ended and poll_groundtruth_job.get_backend().supports_defer:
+    # A completed job whose output could not be read yet is polled again too.
+    unfinished = not job.ended or (job.status == GroundTruthJob.Status.COMPLETED and job.imported_at is None)
+    if unfinished and poll_groundtruth_job.get_backend().supports_defer:
         later = timezone.now() + timedelta(seconds=results.POLL_SECONDS)
         poll_groundtruth_job.using(run_after=later).enqueue(job_id=job.pk)
     logger.info("Ground Truth job %s: %s", job.name, job.status)

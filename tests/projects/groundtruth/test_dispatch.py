@@ -304,3 +304,23 @@ def test_the_command_dispatches_and_starts_following_the_job(
     assert f"created {JOB} (aws-logo, smile-logo): {job_arn(JOB)}" in out
     assert "4 images leased to the job(s) until their results are imported." in out
     assert GroundTruthJob.objects.get().checked_at == NOW
+
+
+def test_a_job_aws_refuses_is_recorded_as_failed_and_its_images_go_back(
+    gt, buckets, sagemaker_stubber, reviewer
+):
+    sagemaker_stubber.add_client_error(
+        "create_labeling_job",
+        "AccessDeniedException",
+        "User is not authorized to perform sagemaker:CreateLabelingJob",
+    )
+    with pytest.raises(DispatchError) as refused:
+        dispatch(request(gt), now=NOW)
+    assert str(refused.value) == (
+        "CreateLabelingJob: access denied by SageMaker (User is not authorized to perform "
+        "sagemaker:CreateLabelingJob): check the credentials' IAM policy"
+    )
+    job = GroundTruthJob.objects.get()
+    assert (job.status, job.arn) == ("Failed", "")
+    assert set(job.items.values_list("state", flat=True)) == {"unfinished"}
+    assert not Image.objects.filter(leased_by__isnull=False).exists()
