@@ -362,3 +362,36 @@ def test_a_reviewer_cannot_dispatch(gt, client, reviewer):
     form = {"workteam_arn": WORKTEAM_ARN, "role_arn": ROLE_ARN, "max_labels_per_job": "10"}
     assert client.post("/p/logos/i/v2/groundtruth/dispatch", form).status_code in (403, 404)
     assert not GroundTruthJob.objects.exists()
+
+
+def test_an_image_split_across_jobs_is_reviewed_once_every_job_has_labeled_it(gt, buckets, sagemaker_stubber):
+    first, second = f"{JOB}-1", f"{JOB}-2"
+    for name in (first, second):
+        sagemaker_stubber.add_response("create_labeling_job", {"LabelingJobArn": job_arn(name)}, None)
+    dispatch(
+        DispatchRequest(
+            iteration=gt["iteration"], workteam_arn=WORKTEAM_ARN, role_arn=ROLE_ARN, max_labels_per_job=1
+        ),
+        now=NOW,
+    )
+    jobs = {job.name: job for job in GroundTruthJob.objects.all()}
+    a = gt["images"]["a"]
+
+    def line(job, annotations, class_map):
+        return adjusted("s3://my-bucket/v2/a.jpg", annotations, class_map, "unadjusted").replace(JOB, job)
+
+    aws = line(first, [{"class_id": 0, "left": 10, "top": 21, "width": 100, "height": 50}], {"0": "aws-logo"})
+    results.import_output(jobs[first], lines=[aws], now=LATER)
+    a.refresh_from_db()
+    assert (a.status, a.leased_by.username) == ("pending", f"gt-{first}")
+
+    smile = line(
+        second, [{"class_id": 0, "left": 300, "top": 200, "width": 64, "height": 64}], {"0": "smile-logo"}
+    )
+    results.import_output(jobs[second], lines=[smile], now=LATER)
+    a.refresh_from_db()
+    assert (a.status, a.leased_by, a.reviewed_by.username) == ("reviewed", None, f"gt-{second}")
+    assert [(name, origin, user) for name, *_, origin, _, user in boxes(a)] == [
+        ("aws-logo", "accepted", f"gt-{first}"),
+        ("smile-logo", "accepted", f"gt-{second}"),
+    ]
