@@ -188,6 +188,12 @@ def plan_dispatch(request, *, now):
         }
         plan.jobs.append(PlannedJob(name, list(labels), name, manifest_uri, labels_uri, template_uri,
                                     output_path, job_request, files, items))
+    names = [job.name for job in plan.jobs]
+    taken = list(GroundTruthJob.objects.filter(name__in=names).values_list("name", flat=True))
+    if taken:
+        raise DispatchError(
+            f"a labeling job named {', '.join(taken)} already exists: dispatch again in a second"
+        )
     plan.cors = {bucket: _cors_ok(bucket, project.region) for bucket in sorted(
         {s3.parse_s3_uri(uri).bucket for uri in sources.values()})}
     return plan

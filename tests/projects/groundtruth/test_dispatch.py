@@ -324,3 +324,11 @@ def test_a_job_aws_refuses_is_recorded_as_failed_and_its_images_go_back(
     assert (job.status, job.arn) == ("Failed", "")
     assert set(job.items.values_list("state", flat=True)) == {"unfinished"}
     assert not Image.objects.filter(leased_by__isnull=False).exists()
+
+
+def test_a_second_dispatch_in_the_same_second_is_refused_with_the_taken_name(gt, buckets, sagemaker_stubber):
+    sagemaker_stubber.add_response("create_labeling_job", {"LabelingJobArn": job_arn(JOB)}, None)
+    dispatch(request(gt), now=NOW)
+    Image.objects.update(leased_by=None, lease_expires_at=None)
+    with pytest.raises(DispatchError, match=f"a labeling job named {JOB} already exists"):
+        dispatch(request(gt), now=NOW)
