@@ -332,3 +332,11 @@ def test_a_second_dispatch_in_the_same_second_is_refused_with_the_taken_name(gt,
     Image.objects.update(leased_by=None, lease_expires_at=None)
     with pytest.raises(DispatchError, match=f"a labeling job named {JOB} already exists"):
         dispatch(request(gt), now=NOW)
+
+
+def test_the_admin_lists_the_jobs(gt, buckets, sagemaker_stubber, client):
+    sagemaker_stubber.add_response("create_labeling_job", {"LabelingJobArn": job_arn(JOB)}, None)
+    dispatch(request(gt), now=NOW)
+    client.force_login(make_user("admin", superuser=True))
+    page = client.get("/admin/projects/groundtruthjob/")
+    assert page.status_code == 200 and JOB in page.content.decode()
