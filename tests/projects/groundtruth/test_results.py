@@ -395,3 +395,16 @@ def test_an_image_split_across_jobs_is_reviewed_once_every_job_has_labeled_it(gt
         ("aws-logo", "accepted", f"gt-{first}"),
         ("smile-logo", "accepted", f"gt-{second}"),
     ]
+
+
+def test_check_the_jobs_now_polls_every_job_of_the_iteration(gt, job, sagemaker_stubber, client, owner):
+    counters = {"TotalLabeled": 1, "HumanLabeled": 1, "FailedNonRetryableError": 0, "Unlabeled": 3}
+    sagemaker_stubber.add_response(
+        "describe_labeling_job", describe_response(JOB, "InProgress", counters), {"LabelingJobName": JOB}
+    )
+    client.force_login(owner)
+    response = client.post("/p/logos/i/v2/groundtruth/sync")
+    assert response.status_code == 302
+    sagemaker_stubber.assert_no_pending_responses()
+    page = client.get("/p/logos/i/v2/").content.decode()
+    assert "1 of 4 labeled" in page and "In progress" in page
