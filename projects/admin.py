@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from projects.models import (
     Export,
+    GroundTruthJob,
     Image,
     ImportRun,
     Iteration,
@@ -189,3 +190,11 @@ class ProposalOutcomeAdmin(RunAdmin):
     search_fields = ["image__name", "error"]
     raw_id_fields = ["image", "model_version", "run"]
     date_hierarchy = None
+
+
+@admin.register(GroundTruthJob)
+class GroundTruthJobAdmin(RunAdmin):
+    list_display = ["name", "iteration", "labels", "status", "created_by", "created_at", "imported_at"]
+    list_select_related = ["iteration__project", "created_by"]
+    search_fields = ["name", "batch", "failure_reason"]
+    raw_id_fields = ["iteration", "service_user", "created_by"]

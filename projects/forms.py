@@ -21,7 +21,7 @@ class ProjectSettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "name", "region", "image_bucket", "output_location", "published_images_uri",
-            "rekognition_project_arn", "review_order",
+            "rekognition_project_arn", "review_order", "labeling_instructions",
         ]
 
     def _clean_s3_prefix(self, field):

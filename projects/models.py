@@ -76,6 +76,9 @@ class Project(models.Model):
     review_order = models.CharField(
         max_length=16, choices=ReviewOrder.choices, default=ReviewOrder.HARDEST
     )
+    labeling_instructions = models.TextField(
+        blank=True, help_text="What labelers are told: shown in Ground Truth's worker template."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ProjectQuerySet.as_manager()
@@ -539,3 +542,87 @@ class IterationMetrics(models.Model):
 
     def __str__(self):
         return f"metrics of {self.model_version_id} on {self.iteration_id}"
+
+
+class GroundTruthJob(models.Model):
+    """One SageMaker Ground Truth bounding-box adjustment job over an iteration's images.
+
+    A dispatch whose labels exceed the per-job limit creates several jobs of one batch, each with
+    its own labels; an image is reviewed once every job of its batch has brought its result back.
+    """
+
+    class Status(models.TextChoices):
+        # DescribeLabelingJob's LabelingJobStatus values.
+        INITIALIZING = "Initializing", "Initializing"
+        IN_PROGRESS = "InProgress", "In progress"
+        COMPLETED = "Completed", "Completed"
+        FAILED = "Failed", "Failed"
+        STOPPING = "Stopping", "Stopping"
+        STOPPED = "Stopped", "Stopped"
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="groundtruth_jobs")
+    # LabelingJobName: unique in the account and region, so unique here too.
+    name = models.CharField(max_length=63, unique=True)
+    batch = models.CharField(max_length=63)
+    labels = models.JSONField(default=list)
+    label_attribute = models.CharField(max_length=127)
+    prior_attribute = models.CharField(max_length=127)
+    region = models.CharField(max_length=32)
+    arn = models.CharField(max_length=2048, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INITIALIZING)
+    failure_reason = models.TextField(blank=True)
+    # DescribeLabelingJob's LabelCounters (TotalLabeled, HumanLabeled, Unlabeled,
+    # FailedNonRetryableError, ...).
+    counters = models.JSONField(default=dict, blank=True)
+    input_manifest_uri = models.CharField(max_length=2048)
+    output_path = models.CharField(max_length=2048)
+    output_manifest_uri = models.CharField(max_length=2048, blank=True)
+    # The inactive account the job's images are leased to and its reviews are recorded under.
+    service_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    imported_at = models.DateTimeField(null=True, blank=True)
+    # The last import: {"lines", "imported", "unchanged", "failed": [[source, reason]],
+    # "errors": [[line number, message]]}.
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.status})"
+
+    @property
+    def ended(self):
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.STOPPED)
+
+
+class GroundTruthItem(models.Model):
+    """One image sent to a Ground Truth job: the proposals it carried and what came back."""
+
+    class State(models.TextChoices):
+        SENT = "sent", "Sent"
+        DONE = "done", "Labeled"
+        FAILED = "failed", "Failed"
+        UNFINISHED = "unfinished", "Not labeled"
+
+    job = models.ForeignKey(GroundTruthJob, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="groundtruth_items")
+    # Ids of the proposals written as the image's prior boxes, in manifest order.
+    proposals = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SENT)
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "image"], name="groundtruth_item_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.image_id} in {self.job_id} ({self.state})"

@@ -2,6 +2,7 @@ from django.urls import path
 
 from projects import views
 from projects.dashboard import views as dashboard_views
+from projects.groundtruth import views as groundtruth_views
 from projects.images import views as image_views
 from projects.manifests import views as manifest_views
 from projects.proposals import views as proposal_views
@@ -34,6 +35,12 @@ urlpatterns = [
     path("p/<slug:slug>/i/<str:name>/train", training_views.training_start, name="training-start"),
     path("p/<slug:slug>/i/<str:name>/train/runs/<int:run_id>", training_views.training_status,
          name="training-run"),
+    path("p/<slug:slug>/i/<str:name>/groundtruth/dispatch", groundtruth_views.groundtruth_dispatch,
+         name="groundtruth-dispatch"),
+    path("p/<slug:slug>/i/<str:name>/groundtruth/sync", groundtruth_views.groundtruth_sync,
+         name="groundtruth-sync"),
+    path("p/<slug:slug>/i/<str:name>/groundtruth/jobs/<int:job_id>/stop", groundtruth_views.groundtruth_stop,
+         name="groundtruth-stop"),
     path("p/<slug:slug>/models/<int:model_id>/start", proposal_views.model_start, name="model-start"),
     path("p/<slug:slug>/models/<int:model_id>/stop", proposal_views.model_stop, name="model-stop"),
     path("p/<slug:slug>/models/<int:model_id>/refresh", proposal_views.model_refresh, name="model-refresh"),

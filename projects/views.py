@@ -5,6 +5,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, get_project_for_user, role_in
 from projects.forms import ProjectSettingsForm
+from projects.groundtruth import panels as groundtruth_panels
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.images.views import import_runs_context
 from projects.manifests import panels as manifest_panels
@@ -67,6 +68,7 @@ def iteration_detail(request, slug, name):
         "s3_form": S3ImportForm(project=iteration.project),
         "proposal_panel": proposal_panels.render_panel(request, iteration, is_owner=is_owner),
         "training_panel": training_panels.render_panel(request, iteration, is_owner=is_owner),
+        "groundtruth_panel": groundtruth_panels.render_panel(request, iteration, is_owner=is_owner),
         **(import_runs_context(iteration) if is_owner else {}),
         **manifest_panels.manifest_context(iteration),
     }

@@ -77,6 +77,20 @@ def rekognition_stubber(aws_env, monkeypatch):
 
 
 @pytest.fixture
+def sagemaker_stubber(aws_env, monkeypatch):
+    """A botocore Stubber on the SageMaker client every Loupe call gets (opt-in)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from projects.aws import sagemaker
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    monkeypatch.setattr(sagemaker, "client", lambda region=None: client)
+    with Stubber(client) as stubber:
+        yield stubber
+
+
+@pytest.fixture
 def aws_env(monkeypatch):
     """Fake credentials so boto3 never looks for real ones."""
     for name, value in {

@@ -121,3 +121,16 @@ def presigned_url(bucket, key, *, expires=900, region=None):
         client(region).generate_presigned_url,
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires,
     )
+
+
+def bucket_cors_rules(bucket, *, region=None):
+    """The bucket's CORS rules (GetBucketCors' CORSRules); [] when it has none."""
+    try:
+        response = client(region).get_bucket_cors(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
+            return []
+        raise S3Error(explain(error, service="S3")) from error
+    except BotoCoreError as error:
+        raise S3Error(explain(error, service="S3")) from error
+    return list(response.get("CORSRules", []))
