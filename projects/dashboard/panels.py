@@ -133,7 +133,9 @@ def detail_charts(row, labels):
             "by confidence threshold (dots: the current thresholds)", lines),
         "label_chart": charts.bars(
             "per-label", f"{row.model.name} on {row.iteration.name}, per label",
-            [(name, [s["precision"], s["recall"], s["f1"]]) for name, s in per_label.items()],
+            # A label with no object and no proposal has nothing to measure: no bars for it.
+            [(name, [s["precision"], s["recall"], s["f1"]]) for name, s in per_label.items()
+             if s["tp"] or s["fp"] or s["fn"]],
             ["precision", "recall", "F1"]),
         "throughput_chart": charts.bars(
             "throughput", "Reviewer throughput (images per hour in the editor)", rates, ["images/hour"],
