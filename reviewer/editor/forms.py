@@ -100,7 +100,7 @@ class IdListField(forms.Field):
         if value in (None, ""):
             return []
         if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_BIGINT for v in value
+            isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise forms.ValidationError(self.message)
         return value
