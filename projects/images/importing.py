@@ -82,6 +82,10 @@ ORIENTATIONS = {
 }
 
 
+BOMB_REASON = ("too many pixels to open safely (a possible decompression bomb); Rekognition accepts at "
+               f"most {MAX_SIDE}x{MAX_SIDE} px")
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     width: int
@@ -101,6 +105,9 @@ def read_header(head):
             orientation = _orientation(picture)
     except UnidentifiedImageError:
         raise ValueError("not an image Pillow can read") from None
+    except PILImage.DecompressionBombError:
+        # A few KB claiming hundreds of millions of pixels: refused like any other bad file.
+        raise ValueError(BOMB_REASON) from None
     except (OSError, SyntaxError) as error:
         raise ValueError(f"unreadable image ({error})") from None
     # Rekognition reads greyscale as one channel; the manifest's depth says what the file holds.
