@@ -30,6 +30,7 @@ from projects.manifests.lines import (
     LineError,
     detection_attributes,
     failures,
+    metadata_type,
     parse_detection_attribute,
     parse_line,
     strip_rcl_keys,
@@ -120,7 +121,7 @@ class _Importer:
             metadata = obj.get(key + "-metadata")
             if key in detection or not isinstance(metadata, dict):
                 continue
-            kind = metadata.get("type")
+            kind = metadata_type(obj, key)
             reason = "not used for object detection" if kind in IGNORED_TYPES else "of an unknown type"
             self.warn(number, f"ignored attribute {key!r} ({kind}): {reason}")
         if not detection:

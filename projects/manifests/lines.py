@@ -60,7 +60,10 @@ def parse_creation_date(text):
                           micro, tzinfo=zone)
     except ValueError as error:
         raise LineError(f"creation-date {text!r} is not a valid date ({error})") from None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise LineError(f"creation-date {text!r} is outside the years 1..9999 in UTC") from None
 
 
 def format_creation_date(moment):
@@ -172,8 +175,10 @@ def attribute_keys(obj):
 
 
 def metadata_type(obj, key):
+    """The attribute's metadata "type" when it is text (a hostile line may put a list there)."""
     metadata = obj.get(key + "-metadata")
-    return metadata.get("type") if isinstance(metadata, dict) else None
+    kind = metadata.get("type") if isinstance(metadata, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def detection_attributes(obj):

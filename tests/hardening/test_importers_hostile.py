@@ -73,6 +73,15 @@ def test_parse_line_is_depth_and_constant_safe(text, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_creation_dates_that_overflow_in_utc_are_line_errors(text):
+    from projects.manifests.lines import parse_creation_date
+
+    with pytest.raises(LineError) as info:
+        parse_creation_date(text)
+    assert str(info.value) == f"creation-date {text!r} is outside the years 1..9999 in UTC"
+
+
 def test_import_manifest_reports_hostile_lines_and_goes_on(iteration, tmp_path):
     path = write(tmp_path, [
         with_box(width=10**30),
