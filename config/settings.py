@@ -1,11 +1,12 @@
 """Loupe settings. Everything comes from the environment; with no environment at all Loupe runs
 locally on SQLite with files under ./var. Reading settings has no side effects."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import database_from_url, env_bool, env_bucket_list, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LOUPE_VAR_DIR", str(BASE_DIR / "var")))
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "projects",
     "reviewer",
 ]
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,6 +94,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login rate limiting (django-axes): after LOUPE_LOGIN_FAILURE_LIMIT wrong passwords for one account,
+# or from one address, logins for it are refused for LOUPE_LOGIN_COOLOFF_MINUTES; a success resets
+# the count. Failures are kept in the database, so every web worker sees the same counts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOUPE_LOGIN_FAILURE_LIMIT", 5)
+LOUPE_LOGIN_COOLOFF_MINUTES = env_int("LOUPE_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or LOUPE_LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOUPE_LOGIN_FAILURE_LIMIT and LOUPE_LOGIN_COOLOFF_MINUTES must be at least 1")
+AXES_COOLOFF_TIME = timedelta(minutes=LOUPE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -110,6 +131,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # unless LOUPE_S3_BUCKET names a bucket, in which case django-storages keeps them in S3.
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 LOUPE_S3_BUCKET = env_str("LOUPE_S3_BUCKET")
+# The buckets projects may name (image bucket, output location, published images); empty: any.
+# The server's credentials may reach other teams' buckets: production should set it.
+LOUPE_ALLOWED_BUCKETS = env_bucket_list("LOUPE_ALLOWED_BUCKETS")
 if LOUPE_S3_BUCKET:
     default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -159,7 +183,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Behind a TLS-terminating proxy (a load balancer), trust its X-Forwarded-Proto header.
-if env_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
