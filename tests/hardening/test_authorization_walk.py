@@ -43,7 +43,7 @@ ROUTES = {
     "projects:iteration-import-s3": ({"POST"}, OWNER_ONLY),
     "projects:iteration-import-runs": ({"GET"}, OWNER_ONLY),
     "projects:manifest-check": ({"GET"}, MEMBER),
-    "projects:manifest-download": ({"GET"}, MEMBER),
+    "projects:manifest-download": ({"POST"}, MEMBER),  # a download records an Export: POST only
     "projects:manifest-publish": ({"POST"}, OWNER_ONLY),
     "projects:manifest-export": ({"GET"}, MEMBER),
     "projects:proposal-run-start": ({"POST"}, OWNER_ONLY),
@@ -70,7 +70,7 @@ REVIEWER_STATUS = {
     ("projects:detail", "GET"): 200,
     ("projects:iteration", "GET"): 200,
     ("projects:manifest-check", "GET"): 200,
-    ("projects:manifest-download", "GET"): 409,  # nothing reviewed yet: Rekognition would refuse it
+    ("projects:manifest-download", "POST"): 409,  # nothing reviewed yet: Rekognition would refuse it
     ("projects:manifest-export", "GET"): 200,
     ("projects:proposal-run", "GET"): 302,  # outside the iteration page's polling: back to it
     ("projects:training-run", "GET"): 302,
@@ -189,3 +189,15 @@ def test_the_admin_is_for_staff_only(client, world, role):
         # is exempt from LoginRequiredMiddleware); logged-in non-staff users the admin's login.
         login = "/login/" if role == "anonymous" and url != "/admin/" else "/admin/login/"
         assert (url, response.status_code, response["Location"].split("?")[0]) == (url, 302, login)
+
+
+def test_a_get_of_the_manifest_download_writes_nothing(client, world):
+    from projects.models import Export
+
+    kwargs, _run, users = world
+    client.force_login(users["reviewer"])
+    before = Export.objects.count()
+    url = reverse("projects:manifest-download", args=["logos", "v2"])
+    for _ in range(3):
+        assert client.get(url).status_code == 405
+    assert Export.objects.count() == before
