@@ -67,6 +67,26 @@ def env_bucket_list(name):
     return items
 
 
+def env_origin(name):
+    """An origin such as https://loupe.example.com (scheme and host, optional port, nothing else),
+    as (scheme, host, origin); None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username or parts.password or port == -1):
+        raise ImproperlyConfigured(
+            f"{name} must be the address people open Loupe at, such as https://loupe.example.com "
+            f"(scheme and host, no path); got {raw!r}")
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return parts.scheme, parts.hostname, origin
+
+
 def database_from_url(url):
     """Turn postgres://user:pass@host:port/name or sqlite:///path into a DATABASES entry."""
     parts = urlsplit(url)
