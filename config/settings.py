@@ -207,6 +207,8 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _HTTPS else 0
 # HSTS for subdomains and browser preload lists commit every other site of the domain to HTTPS:
 # that is the domain owner's decision, not Loupe's, so check --deploy is not asked to insist.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# The container's health check asks over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Content-Security-Policy (config.middleware.ContentSecurityPolicyMiddleware): scripts and styles
 # only from Loupe itself, no inline script; images also from S3 (presigned links). Style
@@ -235,7 +237,9 @@ for _name, _level in (("LOG_LEVEL", LOG_LEVEL), ("LOUPE_LOG_LEVEL", LOUPE_LOG_LE
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line says when it happened (UTC, as TIME_ZONE) and which logger wrote it.
+    "formatters": {"stamped": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"loupe": {"level": LOUPE_LOG_LEVEL}},
 }

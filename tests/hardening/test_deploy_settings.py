@@ -95,3 +95,31 @@ def test_check_deploy_is_clean_with_the_documented_production_settings():
         cwd=ROOT, capture_output=True, text=True, env={**clean, **PRODUCTION})
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "System check identified no issues (2 silenced).\n"
+
+
+@pytest.mark.django_db
+def test_new_projects_take_their_region_from_aws_region(settings):
+    from django.core.management import call_command
+
+    from projects.models import Project
+
+    settings.AWS_REGION = "eu-west-1"
+    call_command("create_project", "logos", "--labels", "a", stdout=__import__("io").StringIO())
+    call_command("create_project", "other", "--labels", "a", "--region", "us-west-2",
+                 stdout=__import__("io").StringIO())
+    assert dict(Project.objects.values_list("slug", "region")) == {"logos": "eu-west-1", "other": "us-west-2"}
+
+
+@pytest.mark.django_db
+def test_the_health_endpoint_answers_without_login_and_writes_nothing(client):
+    response = client.get("/healthz")
+    assert (response.status_code, response.content, response["Content-Type"]) == (200, b"ok", "text/plain")
+    assert "Set-Cookie" not in response.headers
+    assert client.post("/healthz").status_code == 405
+
+
+def test_log_lines_carry_timestamps():
+    from django.conf import settings
+
+    assert settings.LOGGING["formatters"]["stamped"]["format"].startswith("%(asctime)s ")
+    assert settings.LOGGING["handlers"]["console"]["formatter"] == "stamped"
