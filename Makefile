@@ -34,6 +34,9 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-logo --no-cache
 	SECRET_KEY=lint DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
+	@echo "== check --deploy with the production settings README.md documents =="
+	SECRET_KEY=deploy-check-only-k2pv9qw4zm1n8b5c3r6t0y2u4i6o8p0a2s4d6f8g0h2j4 LOUPE_URL=https://loupe.example.com \
+	  BEHIND_TLS_PROXY=1 DATABASE_URL=sqlite:///:memory: DEBUG=0 $(PY) manage.py check --deploy --fail-level WARNING
 
 test: lint
 	@if ! command -v chromium >/dev/null 2>&1; then \

@@ -6,6 +6,7 @@ stop the start, not silently fall back.
 """
 
 import os
+import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -45,6 +46,45 @@ def env_list(name, default=()):
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# S3's bucket naming rules: 3-63 characters, lowercase letters, digits, dots and hyphens, starting
+# and ending with a letter or digit, no "..", not an IP address.
+BUCKET_NAME = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def env_bucket_list(name):
+    """A comma-separated list of S3 bucket names; every item must be one (no s3://, no prefix)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return []
+    items = [item.strip() for item in raw.split(",")]
+    bad = [item for item in items if not BUCKET_NAME.match(item)]
+    if bad:
+        raise ImproperlyConfigured(
+            f"{name} must be a comma-separated list of S3 bucket names (no s3://, no prefix); "
+            f"these are not: {', '.join(repr(item) for item in bad)}")
+    return items
+
+
+def env_origin(name):
+    """An origin such as https://loupe.example.com (scheme and host, optional port, nothing else),
+    as (scheme, host, origin); None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username or parts.password or port == -1):
+        raise ImproperlyConfigured(
+            f"{name} must be the address people open Loupe at, such as https://loupe.example.com "
+            f"(scheme and host, no path); got {raw!r}")
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return parts.scheme, parts.hostname, origin
 
 
 def database_from_url(url):

@@ -1,11 +1,20 @@
 """Loupe settings. Everything comes from the environment; with no environment at all Loupe runs
 locally on SQLite with files under ./var. Reading settings has no side effects."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_bucket_list,
+    env_int,
+    env_list,
+    env_origin,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LOUPE_VAR_DIR", str(BASE_DIR / "var")))
@@ -20,8 +29,15 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# LOUPE_URL, the one address people open Loupe at (https://loupe.example.com), gives the host
+# names, the trusted origin and, for https, secure cookies, the HTTPS redirect and HSTS; each of
+# those can still be set on its own below.
+LOUPE_URL = env_origin("LOUPE_URL")
+_scheme, _host, _origin = LOUPE_URL or (None, None, None)
+_HTTPS = _scheme == "https"
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [_host] if _host else (["127.0.0.1", "localhost"] if DEBUG else []))
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [_origin] if _origin else [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,12 +51,14 @@ INSTALLED_APPS = [
     "template_partials",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "projects",
     "reviewer",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -50,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,6 +110,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Login rate limiting (django-axes): after LOUPE_LOGIN_FAILURE_LIMIT wrong passwords for one account,
+# or from one address, logins for it are refused for LOUPE_LOGIN_COOLOFF_MINUTES; a success resets
+# the count. Failures are kept in the database, so every web worker sees the same counts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOUPE_LOGIN_FAILURE_LIMIT", 5)
+LOUPE_LOGIN_COOLOFF_MINUTES = env_int("LOUPE_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or LOUPE_LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOUPE_LOGIN_FAILURE_LIMIT and LOUPE_LOGIN_COOLOFF_MINUTES must be at least 1")
+AXES_COOLOFF_TIME = timedelta(minutes=LOUPE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -110,6 +147,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # unless LOUPE_S3_BUCKET names a bucket, in which case django-storages keeps them in S3.
 AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
 LOUPE_S3_BUCKET = env_str("LOUPE_S3_BUCKET")
+# The buckets projects may name (image bucket, output location, published images); empty: any.
+# The server's credentials may reach other teams' buckets: production should set it.
+LOUPE_ALLOWED_BUCKETS = env_bucket_list("LOUPE_ALLOWED_BUCKETS")
 if LOUPE_S3_BUCKET:
     default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -156,13 +196,36 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Behind a TLS-terminating proxy (a load balancer), trust its X-Forwarded-Proto header.
-if env_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _HTTPS else 0)
+# HSTS for subdomains and browser preload lists commit every other site of the domain to HTTPS:
+# that is the domain owner's decision, not Loupe's, so check --deploy is not asked to insist.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# The container's health check asks over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Content-Security-Policy (config.middleware.ContentSecurityPolicyMiddleware): scripts and styles
+# only from Loupe itself, no inline script; images also from S3 (presigned links). Style
+# attributes stay allowed (label colors, progress widths); no script can be injected through them.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "style-src-attr 'unsafe-inline'",
+    "img-src 'self' data: blob: https://*.amazonaws.com",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 LOG_LEVEL = env_str("LOG_LEVEL", "WARNING").upper()
@@ -174,7 +237,9 @@ for _name, _level in (("LOG_LEVEL", LOG_LEVEL), ("LOUPE_LOG_LEVEL", LOUPE_LOG_LE
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line says when it happened (UTC, as TIME_ZONE) and which logger wrote it.
+    "formatters": {"stamped": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"loupe": {"level": LOUPE_LOG_LEVEL}},
 }

@@ -62,6 +62,15 @@ class ProjectAdmin(OwnedProjectsAdmin):
     search_fields = ["slug", "name", "image_bucket"]
     list_filter = ["region", "review_order"]
     inlines = [LabelInline, MembershipInline]
+    BUCKET_FIELDS = ("image_bucket", "output_location", "published_images_uri")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Which buckets a project reads and writes decides what the server's credentials touch:
+        # only superusers change them (Project.clean() still holds them to LOUPE_ALLOWED_BUCKETS).
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += [name for name in self.BUCKET_FIELDS if name not in fields]
+        return fields
 
 
 @admin.register(LabelClass)

@@ -90,6 +90,14 @@ def iou(a, b):
     return overlap / union if union > 0 else 0.0
 
 
+def _finite(n):
+    if isinstance(n, bool) or not isinstance(n, (int, float)):
+        return False
+    try:
+        return math.isfinite(n)
+    except OverflowError:  # an int beyond float range (JSON allows 10**400)
+        return False
+
+
 def all_finite(*numbers):
-    return all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n)
-               for n in numbers)
+    return all(_finite(n) for n in numbers)

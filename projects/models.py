@@ -7,11 +7,14 @@ manifest exporter rounds and clamps them.
 import random
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from config.env import BUCKET_NAME
 
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]*$", "Use lowercase letters, digits and hyphens (e.g. 'logos')."
@@ -88,6 +91,34 @@ class Project(models.Model):
 
     def __str__(self):
         return self.slug
+
+    def clean(self):
+        """Every bucket the project names is a valid bucket name on LOUPE_ALLOWED_BUCKETS (the
+        settings form, the admin and create_project all come through here)."""
+        errors = {}
+        if self.image_bucket:
+            problem = bucket_problem(self.image_bucket.strip())
+            if problem:
+                errors["image_bucket"] = problem
+        for field in ("output_location", "published_images_uri"):
+            value = getattr(self, field).strip()
+            if value.startswith("s3://"):
+                problem = bucket_problem(value[len("s3://"):].split("/", 1)[0])
+                if problem:
+                    errors[field] = problem
+        if errors:
+            raise ValidationError(errors)
+
+
+def bucket_problem(bucket):
+    """Why a project may not use this bucket, or None: S3's naming rules, then the allow-list."""
+    if not BUCKET_NAME.match(bucket):
+        return "Enter an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)."
+    allowed = settings.LOUPE_ALLOWED_BUCKETS
+    if allowed and bucket not in allowed:
+        return (f"Bucket {bucket!r} is not one this Loupe may use (LOUPE_ALLOWED_BUCKETS: "
+                f"{', '.join(allowed)}); ask the administrator to add it.")
+    return None
 
 
 class LabelClass(models.Model):

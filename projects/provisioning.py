@@ -1,5 +1,6 @@
 """Creating projects, iterations and memberships: the same functions serve views and commands."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -27,10 +28,11 @@ def parse_labels(text):
 
 
 @transaction.atomic
-def create_project(*, slug, name, labels=(), region="us-east-1", bucket="", owner=None):
+def create_project(*, slug, name, labels=(), region=None, bucket="", owner=None):
+    """region: the project's AWS region; by default AWS_REGION, as the README says."""
     if Project.objects.filter(slug=slug).exists():
         raise ProjectSetupError(f"project {slug!r} already exists")
-    project = Project(slug=slug, name=name or slug, region=region, image_bucket=bucket)
+    project = Project(slug=slug, name=name or slug, region=region or settings.AWS_REGION, image_bucket=bucket)
     _validate(project)
     project.save()
     add_labels(project=project, names=labels)

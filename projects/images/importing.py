@@ -27,7 +27,7 @@ from PIL import UnidentifiedImageError
 from projects import runs as lifecycle
 from projects.aws import s3
 from projects.aws.regions import bucket_mismatch
-from projects.models import Image, ImportRun, RunStatus
+from projects.models import Image, ImportRun, RunStatus, bucket_problem
 from projects.rules import (
     IMAGE_EXTENSIONS,
     IMAGE_FORMATS,
@@ -82,6 +82,10 @@ ORIENTATIONS = {
 }
 
 
+BOMB_REASON = ("too many pixels to open safely (a possible decompression bomb); Rekognition accepts at "
+               f"most {MAX_SIDE}x{MAX_SIDE} px")
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     width: int
@@ -101,6 +105,9 @@ def read_header(head):
             orientation = _orientation(picture)
     except UnidentifiedImageError:
         raise ValueError("not an image Pillow can read") from None
+    except PILImage.DecompressionBombError:
+        # A few KB claiming hundreds of millions of pixels: refused like any other bad file.
+        raise ValueError(BOMB_REASON) from None
     except (OSError, SyntaxError) as error:
         raise ValueError(f"unreadable image ({error})") from None
     # Rekognition reads greyscale as one channel; the manifest's depth says what the file holds.
@@ -221,6 +228,9 @@ def import_s3_prefix(*, iteration, uri, progress=None, report=None):
     in, so a caller still has the counts when the import fails part way.
     """
     location = s3.parse_s3_uri(uri)
+    problem = bucket_problem(location.bucket)
+    if problem:
+        raise ImportSourceError(problem)
     region = iteration.project.region or None
     # Checked once here rather than by Rekognition failing on every image of a foreign bucket.
     problem = bucket_mismatch(location.bucket, s3.bucket_region(location.bucket, region=region),

@@ -16,6 +16,7 @@ review page opened before the import is refused as stale instead of silently ove
 """
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 from django.db import transaction
@@ -29,6 +30,7 @@ from projects.manifests.lines import (
     LineError,
     detection_attributes,
     failures,
+    metadata_type,
     parse_detection_attribute,
     parse_line,
     strip_rcl_keys,
@@ -73,6 +75,7 @@ class _Importer:
         last = iteration.images.aggregate(last=Max("position"))["last"]
         self.position = 0 if last is None else last + 1
         self.local_sources = _local_source_mapper(iteration)
+        self.prefix = storage_prefix(iteration)
 
     def _load_labels(self):
         self.labels = {label.name: label for label in self.project.labels.all()}
@@ -89,6 +92,10 @@ class _Importer:
         source = obj.get("source-ref")
         if not isinstance(source, str) or not source:
             raise LineError("no source-ref: Loupe imports images by their address")
+        if not _allowed_source(source, self.prefix):
+            raise LineError(
+                f"source-ref {source!r} is neither an s3:// address nor a file of this iteration "
+                f"({self.prefix}...): Loupe imports images by those addresses only")
         for name, reason in failures(obj):
             self.report.failed.append(
                 (number, f"{source}: Ground Truth job attribute {name!r} failed: {reason}"))
@@ -114,7 +121,7 @@ class _Importer:
             metadata = obj.get(key + "-metadata")
             if key in detection or not isinstance(metadata, dict):
                 continue
-            kind = metadata.get("type")
+            kind = metadata_type(obj, key)
             reason = "not used for object detection" if kind in IGNORED_TYPES else "of an unknown type"
             self.warn(number, f"ignored attribute {key!r} ({kind}): {reason}")
         if not detection:
@@ -252,6 +259,24 @@ class _Importer:
                 self.iteration.save(update_fields=["shown_model"])
             self.model_versions[attribute] = model_version
         return self.model_versions[attribute]
+
+
+# Legacy us-east-1 buckets may have capitals and underscores; the key is any text without control bytes.
+_S3_ADDRESS = re.compile(r"^s3://[A-Za-z0-9._-]+/[^\x00-\x1f]+$")
+
+
+def _allowed_source(source, prefix):
+    """An s3:// address, or a file under this iteration's own storage prefix.
+
+    Any other path would name a file Loupe stores for another project or iteration (or the server's
+    own files), which this project's members could then open through the image view.
+    """
+    if source.startswith("s3://"):
+        return _S3_ADDRESS.match(source) is not None
+    if not source.startswith(prefix):
+        return False
+    parts = source[len(prefix):].split("/")
+    return all(part not in ("", ".", "..") and "\\" not in part and "\x00" not in part for part in parts)
 
 
 def _reviewed_by_person(image):

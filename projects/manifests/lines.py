@@ -26,6 +26,9 @@ _RCL_KEY_SET = frozenset(RCL_KEYS)
 _RCL_KEY_TEXTS = tuple(f'"{key}"' for key in RCL_KEYS)
 BOX_KEYS = ("left", "top", "width", "height")
 REQUIRED_METADATA = ("objects", "class-map", "type", "human-annotated", "creation-date")
+# Rekognition takes images of at most 4096 px a side; a size or coordinate beyond this is no image's
+# and would overflow the database's integer columns (or float range) further on.
+MAX_PIXELS = 1_000_000
 
 # Every form AWS writes: GT's 2018-10-18T22:18:13.527256, RCL's 2021-06-22T10:11:18.006Z, the COCO
 # converter's whole seconds, offsets as +hh:mm or +hhmm, and a space instead of the T.
@@ -57,7 +60,10 @@ def parse_creation_date(text):
                           micro, tzinfo=zone)
     except ValueError as error:
         raise LineError(f"creation-date {text!r} is not a valid date ({error})") from None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise LineError(f"creation-date {text!r} is outside the years 1..9999 in UTC") from None
 
 
 def format_creation_date(moment):
@@ -67,19 +73,31 @@ def format_creation_date(moment):
     return moment.isoformat(timespec="microseconds")
 
 
+def _refuse_constant(name):
+    raise LineError(f"not JSON ({name} is not a number)")
+
+
 def parse_line(raw):
-    """A parsed line (dict), None for a blank line, or LineError (bytes must be UTF-8)."""
+    """A parsed line (dict), None for a blank line, or LineError (bytes must be UTF-8).
+
+    Hostile text is a LineError too: a UTF-8 byte-order mark is dropped, NaN and Infinity (which
+    JSON does not have) are refused, and nesting deeper than the parser's recursion limit is
+    "nested too deeply" instead of a RecursionError.
+    """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise LineError("not UTF-8 text") from None
+    raw = raw.removeprefix("\ufeff")
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError as error:
         raise LineError(f"not JSON ({error})") from None
+    except RecursionError:
+        raise LineError("nested too deeply (JSON nested beyond what Loupe reads)") from None
     if not isinstance(data, dict):
         raise LineError("not a JSON object")
     return data
@@ -157,8 +175,10 @@ def attribute_keys(obj):
 
 
 def metadata_type(obj, key):
+    """The attribute's metadata "type" when it is text (a hostile line may put a list there)."""
     metadata = obj.get(key + "-metadata")
-    return metadata.get("type") if isinstance(metadata, dict) else None
+    kind = metadata.get("type") if isinstance(metadata, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def detection_attributes(obj):
@@ -229,8 +249,8 @@ def attribute_problem(obj, attribute):
     if not (isinstance(size, list) and len(size) == 1 and isinstance(size[0], dict)):
         return "image_size must be a list of one {width, height, depth}"
     for key in ("width", "height", "depth"):
-        if not _is_int(size[0].get(key)) or size[0][key] <= 0:
-            return f"image_size lacks a positive integer {key}"
+        if not _is_int(size[0].get(key)) or not 0 < size[0][key] <= MAX_PIXELS:
+            return f"image_size lacks a positive integer {key} up to {MAX_PIXELS:,}"
     annotations, objects = body.get("annotations"), metadata["objects"]
     if not isinstance(annotations, list) or not isinstance(objects, list):
         return "annotations and objects must be lists"
@@ -260,8 +280,8 @@ def _box_problem(box, class_map):
     if not isinstance(box, dict):
         return "not an object"
     for key in BOX_KEYS:
-        if not _is_number(box.get(key)):
-            return f"{key} must be a number of pixels"
+        if not _is_number(box.get(key)) or abs(box[key]) > MAX_PIXELS:
+            return f"{key} must be a number of pixels within {MAX_PIXELS:,}"
     class_id = box.get("class_id")
     if not _is_int(class_id):
         return "class_id must be an integer"
@@ -277,7 +297,12 @@ def _is_int(value):
 
 def _is_number(value):
     # type(), not isinstance(): True and False are not pixels.
-    return type(value) in (int, float) and math.isfinite(value)
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def line_labels(obj):

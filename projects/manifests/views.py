@@ -1,11 +1,9 @@
 """The iteration page's manifest section: check, download, publish to S3, follow a publish."""
 
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, role_in
@@ -32,10 +30,6 @@ def _context(request, iteration, **extra):
 
 def _render_report(request, iteration, form, *, report=None, error="", status=200):
     context = _context(request, iteration, form=form, report=report, error=error)
-    if form.is_bound and form.is_valid():
-        url = reverse("projects:manifest-download", args=[iteration.project.slug, iteration.name])
-        query = urlencode(form.query())
-        context["download_url"] = f"{url}?{query}" if query else url
     template = REPORT_TEMPLATE + "#report" if request.htmx else REPORT_TEMPLATE
     return render(request, template, context, status=status)
 
@@ -54,15 +48,16 @@ def manifest_check(request, slug, name):
     return _render_report(request, iteration, form, report=report)
 
 
-@require_GET
+@require_POST
 def manifest_download(request, slug, name):
     """Send the checked manifest as a file; a manifest Rekognition would refuse is not sent.
 
-    The file sent is the one validated: written once to a temporary file, which the response
-    closes (and so deletes) when it is done.
+    A POST: a download is recorded as an Export, and a GET (a prefetch, a crawler, a reload of
+    a link) must not write. The file sent is the one validated: written once to a temporary file,
+    which the response closes (and so deletes) when it is done.
     """
     iteration = get_iteration_for_user(request.user, slug, name)
-    form = ManifestOptionsForm(request.GET)
+    form = ManifestOptionsForm(request.POST)
     if not form.is_valid():
         return _render_report(request, iteration, form, status=400)
     try:

@@ -1,3 +1,4 @@
+import datetime
 import json
 
 from django import forms
@@ -10,6 +11,9 @@ from reviewer.editor.reviews import MAX_BOXES, NO_MODEL_VERSION, BoxInput
 MAX_BIGINT = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 BOX_KEYS = {"label", "left", "top", "width", "height", "proposal"}
+# Rekognition's images are at most 4096 px a side: a coordinate this far out is no box, and bounding
+# it keeps every sum (right = left + width) and product (an area) finite downstream.
+MAX_COORDINATE = 1_000_000
 
 
 class PayloadError(ValueError):
@@ -29,13 +33,18 @@ def parse_json_body(body):
         data = json.loads(body or b"null", parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PayloadError("body", f"The request body is not valid JSON ({error}).") from error
+    except RecursionError as error:
+        raise PayloadError("body", "The request body is nested too deeply to be a review; "
+                                   "send the editor's JSON object.") from error
     if not isinstance(data, dict):
         raise PayloadError("body", "The request body must be a JSON object.")
     return data
 
 
-def _strict_int(value, field, message):
+def _strict_int(value, field, message, *, bound=None):
     if isinstance(value, bool) or not isinstance(value, int):
+        raise forms.ValidationError(message, code=field)
+    if bound is not None and not 0 < value <= bound:
         raise forms.ValidationError(message, code=field)
     return value
 
@@ -68,12 +77,17 @@ class BoxListField(forms.Field):
                 raise forms.ValidationError(f"{prefix}: {name} must be a finite number of pixels.",
                                             code=f"boxes[{index}].{name}")
             numbers[name] = float(item[name])
+            if abs(numbers[name]) > MAX_COORDINATE:
+                raise forms.ValidationError(
+                    f"{prefix}: {name} must be within {MAX_COORDINATE:,} pixels of the image.",
+                    code=f"boxes[{index}].{name}")
         label = _strict_int(item.get("label"), f"boxes[{index}].label",
-                            f"{prefix}: label must be a label id (an integer).")
+                            f"{prefix}: label must be a label id (an integer).", bound=MAX_BIGINT)
         proposal = item.get("proposal")
         if proposal is not None:
             _strict_int(proposal, f"boxes[{index}].proposal",
-                        f"{prefix}: proposal must be a proposal id (an integer) or null.")
+                        f"{prefix}: proposal must be a proposal id (an integer) or null.",
+                        bound=MAX_BIGINT)
         return BoxInput(label_id=label, proposal_id=proposal, **numbers)
 
 
@@ -107,7 +121,16 @@ class StrictDateTimeField(forms.DateTimeField):
     def to_python(self, value):
         if value is not None and not isinstance(value, str):
             raise forms.ValidationError("Enter a date/time as a string, such as 2026-01-02T03:04:05Z.")
-        return super().to_python(value)
+        result = super().to_python(value)
+        if result is not None:
+            try:
+                # Stored in UTC: 9999-12-31T23:59:59-14:00 parses but overflows there.
+                result.astimezone(datetime.UTC)
+            except (OverflowError, ValueError) as error:
+                raise forms.ValidationError(
+                    "Enter a date/time between the years 1 and 9999 in UTC, such as 2026-01-02T03:04:05Z."
+                ) from error
+        return result
 
 
 class StrictBooleanField(forms.BooleanField):

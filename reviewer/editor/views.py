@@ -1,5 +1,6 @@
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
@@ -76,6 +77,16 @@ def _ids_in(text):
             if part.isascii() and part.isdigit() and len(part) <= 18][:MAX_OPEN_ELSEWHERE]
 
 
+def _body(request):
+    """request.body, or PayloadError when it is larger than Django accepts (the editor reads JSON)."""
+    try:
+        return request.body
+    except RequestDataTooBig as error:
+        raise PayloadError("body", f"The request body is larger than Loupe accepts "
+                                   f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); send fewer or "
+                                   "smaller boxes.") from error
+
+
 def _error(status, code, message, field=None):
     return JsonResponse({"code": code, "error": message, "field": field}, status=status)
 
@@ -150,7 +161,7 @@ def submit(request, image_id):
     if not _may_reopen(request.user, image):
         return _error(403, "forbidden", FORBIDDEN_CORRECTION)
     try:
-        data = parse_json_body(request.body)
+        data = parse_json_body(_body(request))
     except PayloadError as error:
         return _error(400, "invalid", error.message, error.field)
     form = SubmitReviewForm(data)
@@ -218,7 +229,7 @@ def _open_elsewhere(request):
     if request.content_type != "application/json":
         return []
     try:
-        ids = parse_json_body(request.body).get("open_elsewhere")
+        ids = parse_json_body(_body(request)).get("open_elsewhere")
     except PayloadError:
         return []
     return _image_ids(ids) if isinstance(ids, list) else []

@@ -10,7 +10,7 @@ class Command(BaseCommand):
         parser.add_argument("slug", help="short name used in URLs and commands, e.g. 'logos'")
         parser.add_argument("--name", default="", help="display name (defaults to the slug)")
         parser.add_argument("--labels", default="", help="comma-separated label names")
-        parser.add_argument("--region", default="us-east-1", help="AWS region of the project")
+        parser.add_argument("--region", default=None, help="AWS region of the project (default: AWS_REGION)")
         parser.add_argument("--bucket", default="", help="S3 bucket holding the images")
 
     def handle(self, *args, slug, name, labels, region, bucket, **options):

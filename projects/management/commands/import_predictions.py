@@ -56,6 +56,12 @@ class Command(BaseCommand):
             raise CommandError(f"nothing imported: {report.summary()}")
         style = self.style.WARNING if report.problems else self.style.SUCCESS
         self.stdout.write(style(f"{iteration} ({version.name}): {report.summary()}."))
+        if report.problems:
+            # Like import_manifest: non-zero whenever a line was rejected, so scripts notice.
+            raise CommandError(
+                f"{len(report.problems)} line(s) not imported (see above): {report.summary()}; "
+                "fix those lines and import them again"
+            )
 
 
 @contextmanager

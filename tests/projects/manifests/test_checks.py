@@ -66,7 +66,7 @@ def test_a_good_manifest_has_no_issues():
         (lambda o: o["bounding-box-metadata"].update({"class-map": {"1": "aws-logo"}}),
          "annotation 0: class_id 0 is not in class-map"),
         (lambda o: o["bounding-box"]["image_size"][0].pop("depth"),
-         "image_size lacks a positive integer depth"),
+         "image_size lacks a positive integer depth up to 1,000,000"),
         (lambda o: o["bounding-box"].update({"image_size": {"width": 1, "height": 1, "depth": 3}}),
          "image_size must be a list of one {width, height, depth}"),
         (lambda o: o["bounding-box-metadata"].update({"human-annotated": "maybe"}),
@@ -74,7 +74,7 @@ def test_a_good_manifest_has_no_issues():
         (lambda o: o["bounding-box-metadata"]["objects"][0].update({"confidence": 97}),
          "objects[0] needs a confidence between 0 and 1"),
         (lambda o: o["bounding-box"]["annotations"][0].update({"left": "10"}),
-         "annotation 0: left must be a number of pixels"),
+         "annotation 0: left must be a number of pixels within 1,000,000"),
     ],
 )
 def test_malformed_lines_are_errors_with_their_line_number(mutate, reason):

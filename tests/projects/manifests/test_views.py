@@ -44,7 +44,7 @@ def test_check_shows_the_report_as_an_htmx_fragment(client, reviewer, iteration)
     assert "<html" not in content
     assert "1 image · 2 boxes · 2 labels · 0 empty" in content
     assert "Rekognition will accept this manifest." in content
-    assert f'href="{url("manifest-download")}"' in content
+    assert f'<form method="post" action="{url("manifest-download")}"' in content
     # Reviewers may download but not publish.
     assert "Publish to S3" not in content
 
@@ -54,7 +54,7 @@ def test_check_is_a_full_page_without_htmx_and_offers_publish_to_owners(client, 
     response = client.get(url("manifest-check"), {"no_empty": "on"})
     content = response.content.decode()
     assert "<html" in content
-    assert f'href="{url("manifest-download")}?no_empty=on"' in content
+    assert f'<form method="post" action="{url("manifest-download")}"' in content
     assert f'action="{url("manifest-publish")}"' in content
     assert '<input type="hidden" name="no_empty" value="on">' in content
 
@@ -70,7 +70,7 @@ def test_check_lists_errors_and_offers_no_download(client, reviewer, iteration):
 
 def test_download_streams_the_exact_manifest_with_a_filename(client, reviewer, iteration):
     client.force_login(reviewer)
-    response = client.get(url("manifest-download"))
+    response = client.post(url("manifest-download"))
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "application/jsonlines; charset=utf-8"
@@ -102,7 +102,7 @@ def test_the_file_downloaded_is_the_one_validated(client, reviewer, iteration, m
 
     monkeypatch.setattr(manifest, "iter_manifest_records", then_a_review_is_saved)
     client.force_login(reviewer)
-    response = client.get(url("manifest-download"))
+    response = client.post(url("manifest-download"))
     body = b"".join(response.streaming_content).decode()
     assert body == json.dumps(SPEC_LINE) + "\n"
     export = Export.objects.get()
@@ -125,7 +125,7 @@ def test_a_download_is_recorded_when_its_file_is_complete_and_the_file_goes_with
 
     monkeypatch.setattr(manifest_views, "prepare_download", prepare, raising=False)
     client.force_login(reviewer)
-    response = client.get(url("manifest-download"))
+    response = client.post(url("manifest-download"))
     # Nothing has been sent yet, and the Export is already final: no "running" row if nobody reads.
     export = Export.objects.get()
     assert (export.status, export.lines, export.uri, export.error) == (
@@ -141,7 +141,7 @@ def test_a_download_is_recorded_when_its_file_is_complete_and_the_file_goes_with
 def test_download_of_a_manifest_rekognition_would_refuse_is_not_sent(client, reviewer, iteration):
     iteration.images.get().boxes.all().delete()
     client.force_login(reviewer)
-    response = client.get(url("manifest-download"))
+    response = client.post(url("manifest-download"))
     assert response.status_code == 409
     assert not response.streaming
     assert "the manifest breaks Rekognition&#x27;s rules (too-few-labels)" in response.content.decode()
@@ -153,7 +153,7 @@ def test_download_of_a_manifest_rekognition_would_refuse_is_not_sent(client, rev
 def test_download_of_unpublished_local_images_explains_the_setting(client, reviewer, iteration):
     make_image(iteration, source="images/logos/v2/a.jpg", status=Image.Status.REVIEWED, no_objects=True)
     client.force_login(reviewer)
-    response = client.get(url("manifest-download"))
+    response = client.post(url("manifest-download"))
     assert response.status_code == 409
     assert "Published images uri" in response.content.decode()
 
@@ -171,7 +171,7 @@ def test_non_members_get_404_everywhere(client, iteration):
     export = Export.objects.create(iteration=iteration, kind=Export.Kind.S3)
     responses = [
         client.get(url("manifest-check")),
-        client.get(url("manifest-download")),
+        client.post(url("manifest-download")),
         client.post(url("manifest-publish")),
         client.get(url("manifest-export", export.pk)),
     ]
@@ -352,7 +352,7 @@ def test_downloads_are_one_line_on_the_iteration_page_not_rows_linking_to_a_stat
     # Issue 10, point 9: each download added a "Download" row whose link opened a status page.
     client.force_login(reviewer)
     for _ in range(3):
-        b"".join(client.get(url("manifest-download")).streaming_content)
+        b"".join(client.post(url("manifest-download")).streaming_content)
     published = Export.objects.create(iteration=iteration, kind=Export.Kind.S3, status=RunStatus.SUCCEEDED,
                                       uri="s3://out/v2.manifest", lines=1)
     content = client.get(url("iteration")).content.decode()

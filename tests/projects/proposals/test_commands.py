@@ -161,8 +161,14 @@ def _lines():
 def test_import_predictions_from_a_file(iteration, tmp_path):
     path = tmp_path / "predictions.jsonl"
     path.write_text(_lines())
-    output = run("import_predictions", "logos/v2", str(path), "--model-version", "batch-1")
-    assert output.splitlines() == [
+    out = io.StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("import_predictions", "logos/v2", str(path), "--model-version", "batch-1", stdout=out)
+    # Non-zero like import_manifest whenever a line was rejected; the good line is imported.
+    assert str(info.value) == (
+        "2 line(s) not imported (see above): 1 images imported with 1 proposals from 3 lines, "
+        "2 lines not imported; fix those lines and import them again")
+    assert out.getvalue().splitlines() == [
         "line 2: not JSON (Expecting value: line 1 column 1 (char 0))",
         "line 3: no image s3://photos/v2/x.jpg in logos/v2",
         "logos/v2 (batch-1): 1 images imported with 1 proposals from 3 lines, 2 lines not imported.",
@@ -173,8 +179,11 @@ def test_import_predictions_from_a_file(iteration, tmp_path):
 def test_import_predictions_from_s3(iteration, s3):
     s3.create_bucket(Bucket="preds")
     s3.put_object(Bucket="preds", Key="run.jsonl", Body=_lines().encode())
-    output = run("import_predictions", "logos/v2", "s3://preds/run.jsonl", "--model-version", "batch-1")
-    assert output.splitlines()[-1] == (
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_predictions", "logos/v2", "s3://preds/run.jsonl", "--model-version", "batch-1",
+                     stdout=out)
+    assert out.getvalue().splitlines()[-1] == (
         "logos/v2 (batch-1): 1 images imported with 1 proposals from 3 lines, 2 lines not imported."
     )
 
