@@ -53,6 +53,9 @@ ROUTES = {
     "projects:model-start": ({"POST"}, OWNER_ONLY),
     "projects:model-stop": ({"POST"}, OWNER_ONLY),
     "projects:model-refresh": ({"POST"}, OWNER_ONLY),
+    "projects:groundtruth-dispatch": ({"POST"}, OWNER_ONLY),
+    "projects:groundtruth-sync": ({"POST"}, OWNER_ONLY),
+    "projects:groundtruth-stop": ({"POST"}, OWNER_ONLY),
     "reviewer:my-work": ({"GET"}, "anyone"),
     "reviewer:image": ({"GET"}, MEMBER),
     "reviewer:submit": ({"POST"}, MEMBER),
@@ -111,6 +114,8 @@ def world():
     kwargs = {
         "slug": "logos", "name": "v2", "image_id": image.pk, "model_id": model.pk,
         "export_id": make_export(iteration).pk, "run_id": make_proposal_run(iteration, model).pk,
+        # Nobody in the walk owns the project: a job's URL is refused before the job is looked up.
+        "job_id": 1,
     }
     training_run = make_training_run(iteration).pk
     users = {"outsider": outsider, "other-owner": other_owner, "reviewer": reviewer}
