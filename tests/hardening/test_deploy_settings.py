@@ -89,7 +89,9 @@ def test_loupe_url_derives_hosts_origins_cookies_redirect_and_hsts():
 
 
 def test_check_deploy_is_clean_with_the_documented_production_settings():
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    # The browser tests' DJANGO_ALLOW_ASYNC_UNSAFE is for the test process, never a deployment.
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT, capture_output=True, text=True, env={**clean, **PRODUCTION})
