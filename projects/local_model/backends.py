@@ -13,3 +13,7 @@ TRAINED = SimpleNamespace(NAME="trained", decode=trained.decode, learn=trained.l
 
 BACKENDS = {"template": TEMPLATE, "trained": TRAINED}
 DEFAULT = "trained"
+
+
+def for_model(model):
+    return TRAINED if isinstance(model, trained.HogModel) else TEMPLATE

@@ -12,6 +12,7 @@ from projects import geometry
 from projects.geometry import Rect
 
 IOU_MATCH = 0.5
+NO_EVIDENCE_THRESHOLD = 50.0
 
 
 @dataclass
@@ -126,11 +127,14 @@ def validation_thresholds(matching, labels):
 
     The F1-maximising confidence on validation is where the last kept detection sits; the threshold
     goes halfway down to the next detection below it, so a test detection a little weaker than the
-    weakest validation hit is not lost on a knife edge. A label with no validation detections keeps
-    100 (nothing shown with confidence), which the UNCERTAIN band still lets reviewers see.
+    weakest validation hit is not lost on a knife edge. A label with no validation detections gets
+    NO_EVIDENCE_THRESHOLD (nothing to choose from: the model's own boundary, 50).
     """
     thresholds = best_thresholds(matching, labels)
     for label in labels:
+        if not any(item.label == label for item in matching.scored):
+            thresholds[label] = NO_EVIDENCE_THRESHOLD
+            continue
         below = [item.confidence for item in matching.scored
                  if item.label == label and item.confidence < thresholds[label]]
         if below:

@@ -28,7 +28,7 @@ import numpy as np
 
 from projects.detections import Detection
 from projects.geometry import Rect, clamped
-from projects.local_model.detector import suppress
+from projects.local_model.nms import suppress
 
 FORMAT = "loupe-hog-1"
 WINDOW_SIDE = 56
@@ -40,13 +40,13 @@ MAX_SCAN_SIDE = 1700
 # A label's boxes split into two aspect groups when their width/height ratios span more than this.
 ASPECT_SPLIT = 1.6
 C = 4.0
-EPSILON = 0.02
-ADJUST_THRESHOLD = -0.6
+EPSILON = 0.05
+ADJUST_THRESHOLD = -1.0
 CONFIDENCE_SLOPE = 2.5
 NMS_IOU = 0.3
 CROSS_LABEL_IOU = 0.5
 MAX_DETECTIONS_PER_LABEL = 10
-AUGMENT_COPIES = 2
+AUGMENT_COPIES = 1
 THREADS = int(os.environ.get("LOUPE_TRAIN_THREADS", "2"))
 
 
@@ -65,6 +65,10 @@ class HogModel:
     @property
     def labels(self):
         return sorted({part.label for part in self.parts})
+
+    def describe(self):
+        counts = ", ".join(f"{sum(p.label == label for p in self.parts)} {label}" for label in self.labels)
+        return f"HOG + linear SVM, detectors: {counts}"
 
     def detectors(self):
         if self._loaded is None:
