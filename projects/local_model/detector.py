@@ -22,6 +22,8 @@ from django.core.files.storage import default_storage
 from projects.detections import UNCERTAIN_BAND, Detection, ImageProposalError, ModelNotReady
 from projects.geometry import Rect, clamped, iou, pixel
 from projects.images.storage import read_image_bytes
+from projects.local_model import trained
+from projects.local_model.nms import CONTAINED, same_object, suppress  # noqa: F401 (re-exported)
 from projects.models import ModelVersion
 
 TEMPLATE_SIDE = 24
@@ -38,7 +40,6 @@ BACKGROUND_QUANTILE = 0.9
 MAX_BACKGROUND = 0.9
 MIN_CONFIDENCE = 20
 NMS_IOU = 0.3
-CONTAINED = 0.6
 # One object, one label: a weaker box of another label on the same spot is dropped.
 CROSS_LABEL_IOU = 0.6
 MAX_DETECTIONS_PER_LABEL = 10
@@ -72,6 +73,10 @@ class ExemplarSet:
     @property
     def labels(self):
         return sorted({exemplar.label for exemplar in self.exemplars})
+
+    def describe(self):
+        counts = ", ".join(f"{len(self.for_label(label))} {label}" for label in self.labels)
+        return f"template matcher, exemplars: {counts}"
 
     def for_label(self, label):
         return [exemplar for exemplar in self.exemplars if exemplar.label == label]
@@ -178,33 +183,6 @@ def _peaks(response, level, template_shape, scale, floor):
         # OpenCV scores a nearly flat window as a perfect match: no pattern, no object.
         if level[y:y + height, x:x + width].std() >= MIN_WINDOW_STD
     ]
-
-
-def same_object(a, b, threshold):
-    """Overlapping by more than threshold IoU, or one box mostly inside the other: a partial match
-    shifted along a wordmark overlaps little by IoU yet is the same object.
-
-    Boxes are Rects; IoU is projects.geometry's. The containment test needs the overlap relative to
-    the smaller box, which IoU does not give, hence the overlap computed here.
-    """
-    if iou(a, b) > threshold:
-        return True
-    overlap_w = min(a.right, b.right) - max(a.left, b.left)
-    overlap_h = min(a.bottom, b.bottom) - max(a.top, b.top)
-    if overlap_w <= 0 or overlap_h <= 0:
-        return False
-    return overlap_w * overlap_h / min(a.width * a.height, b.width * b.height) > CONTAINED
-
-
-def suppress(candidates, threshold, limit=None):
-    """Greedy non-maximum suppression over (score, box, ...) tuples, best first."""
-    kept = []
-    for candidate in sorted(candidates, key=lambda item: -item[0]):
-        if not any(same_object(candidate[1], other[1], threshold) for other in kept):
-            kept.append(candidate)
-            if limit is not None and len(kept) >= limit:
-                break
-    return kept
 
 
 def fuse(candidates, threshold, limit=None):
@@ -320,11 +298,36 @@ def detect_grey(grey, exemplar_set, *, min_confidence=MIN_CONFIDENCE):
     ]
 
 
+def load_model(data):
+    """A stored local model of either format: the trained detector's files name their format
+    (trained.FORMAT); template-matcher files from before have none and load as exemplars."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        header = json.loads(str(archive["meta"]))
+        if isinstance(header, dict) and "format" in header:
+            if header["format"] != trained.FORMAT:
+                raise ModelNotReady(
+                    f"the stored model has format {header['format']!r}, which this version of Loupe "
+                    f"cannot read (it reads {trained.FORMAT!r} and template exemplars): train it again"
+                )
+            return trained.HogModel.from_meta(header, archive)
+    return ExemplarSet.from_bytes(data)
+
+
 def load_exemplars(model_version):
     if not model_version.artifact or not default_storage.exists(model_version.artifact):
         raise ModelNotReady(f"model {model_version.name} has no stored exemplars: train it first")
     with default_storage.open(model_version.artifact, "rb") as handle:
-        return ExemplarSet.from_bytes(handle.read())
+        return load_model(handle.read())
+
+
+def decode_for(model, data):
+    return trained.decode(data) if isinstance(model, trained.HogModel) else decode_grey(data)
+
+
+def detect_with(model, pixels):
+    if isinstance(model, trained.HogModel):
+        return trained.detect(pixels, model)
+    return detect_grey(pixels, model)
 
 
 class LocalDetectorBackend:
@@ -352,6 +355,6 @@ class LocalDetectorBackend:
     def detect_bytes(self, data):
         threshold_for = self.model_version.threshold_for
         return [
-            detection for detection in detect_grey(decode_grey(data), self.exemplars)
+            detection for detection in detect_with(self.exemplars, decode_for(self.exemplars, data))
             if detection.confidence >= threshold_for(self.label_ids.get(detection.label)) - UNCERTAIN_BAND
         ]

@@ -12,7 +12,7 @@ from django.db import transaction
 from projects import runs as lifecycle
 from projects.detections import ImageProposalError
 from projects.images.storage import read_image_bytes
-from projects.local_model import detector, evaluation
+from projects.local_model import backends, evaluation
 from projects.local_model.training import (
     FAILED,
     READY,
@@ -28,26 +28,32 @@ from projects.models import DEFAULT_THRESHOLD, ModelVersion, RunStatus
 EXPECTED_FAILURES = (TrainingError, ImageProposalError, OSError)
 
 
-def load_samples(images, progress=None):
-    """(grey pixels, truth) per reviewed image; verified-empty images teach what clutter looks like."""
+def load_samples(images, progress=None, *, backend=None):
+    """(pixels, truth) per reviewed image; verified-empty images teach what clutter looks like."""
+    backend = backend or backends.BACKENDS[backends.DEFAULT]
     images = list(images)
     samples = []
     for done, image in enumerate(images, start=1):
-        samples.append((detector.decode_grey(read_image_bytes(image)), truth_of(image)))
+        samples.append((backend.decode(read_image_bytes(image)), truth_of(image)))
         if progress:
             progress(done, len(images))
     return samples
 
 
-def train_local_model(*, project, iterations, name, held_out=None, progress=None, alive=None):
-    """Learn exemplars from the iterations' reviewed boxes and store them as a READY ModelVersion.
+def train_local_model(*, project, iterations, name, held_out=None, progress=None, alive=None,
+                      detector_name=backends.DEFAULT):
+    """Learn a detector from the iterations' reviewed boxes and store it as a READY ModelVersion.
 
     alive() is called after every image read, learned from or evaluated (a run's heartbeat).
 
-    With held_out (a reviewed iteration), each label's threshold is the one maximising its F1 there
-    (as Rekognition picks its "assumed threshold" on the test set) and the model's F1 is measured
-    at those thresholds; without it thresholds default and F1 stays unknown.
+    Each label's threshold is chosen without the held-out set: by cross-validation on the training
+    images (models learned on one fold score the other, and the threshold maximising F1 there is
+    kept). With held_out (a reviewed iteration) the model's F1, precision and recall are measured
+    there at those thresholds; the F1 at thresholds tuned on held_out itself (how Rekognition
+    reports its "assumed threshold") is stored beside it in evaluation["f1_tuned_on_test"].
+    Without held_out thresholds default and F1 stays unknown.
     """
+    backend = backends.BACKENDS[detector_name]
     iterations = list(iterations)
     check_request(project=project, iterations=iterations, name=name, held_out=held_out)
     images = list(reviewed_images(iterations))
@@ -60,19 +66,31 @@ def train_local_model(*, project, iterations, name, held_out=None, progress=None
         trained_from=iterations[-1], training_images=len(images),
     )
     try:
-        exemplars = detector.learn(
-            load_samples(images, progress=_each(alive)), progress=_also(progress, alive)
-        )
-        model_version.artifact = default_storage.save(
-            f"models/{project.slug}/{name}.npz", ContentFile(exemplars.to_bytes())
-        )
+        samples = load_samples(images, progress=_each(alive), backend=backend)
         label_ids = dict(project.labels.values_list("name", "pk"))
         # The detector and the evaluation speak label names; the model stores label ids.
         by_name = {name: DEFAULT_THRESHOLD for name in label_ids}
         if held_out is not None:
-            matching = evaluate(exemplars=exemplars, iteration=held_out, alive=alive)
-            by_name = evaluation.best_thresholds(matching, list(label_ids))
-            model_version.f1 = round(matching.f1(by_name), 4)
+            # Thresholds are chosen on the training images (cross-validated), never on held_out.
+            validation = evaluation.cross_validated_matching(
+                samples, backend.learn, backend.detect, progress=_each(alive)
+            )
+            by_name = evaluation.validation_thresholds(validation, list(label_ids))
+        exemplars = backend.learn(samples, progress=_also(progress, alive))
+        model_version.artifact = default_storage.save(
+            f"models/{project.slug}/{name}.npz", ContentFile(exemplars.to_bytes())
+        )
+        model_version.evaluation = {"detector": backend.NAME}
+        if held_out is not None:
+            matching = evaluate(exemplars=exemplars, iteration=held_out, alive=alive, backend=backend)
+            figures = evaluation.honest_figures(validation, matching, list(label_ids))
+            model_version.f1 = figures["f1"]
+            model_version.evaluation.update({
+                "thresholds_chosen_on": "cross-validation on the training images",
+                "precision": figures["precision"], "recall": figures["recall"],
+                "f1_tuned_on_test": figures["f1_tuned_on_test"],
+                "thresholds_tuned_on_test": figures["thresholds_tuned_on_test"],
+            })
         model_version.thresholds = ModelVersion.thresholds_from(
             {label_ids[name]: value for name, value in by_name.items()}
         )
@@ -85,10 +103,9 @@ def train_local_model(*, project, iterations, name, held_out=None, progress=None
     return model_version
 
 
-def _summary(exemplars, held_out):
-    counts = ", ".join(f"{len(exemplars.for_label(label))} {label}" for label in exemplars.labels)
-    where = f"; F1 measured on {held_out.name}" if held_out else ""
-    return f"exemplars: {counts}{where}"
+def _summary(model, held_out):
+    where = f"; F1 measured on {held_out.name} at thresholds chosen by cross-validation" if held_out else ""
+    return f"{model.describe()}{where}"
 
 
 def _each(alive):
@@ -105,15 +122,16 @@ def _also(progress, alive):
     return both
 
 
-def evaluate(*, exemplars, iteration, alive=None):
-    """Matching of the detector's boxes against the iteration's reviewed truth (IoU >= 0.5)."""
+def evaluate(*, exemplars, iteration, alive=None, backend=None):
+    """Matching of the model's boxes against the iteration's reviewed truth (IoU >= 0.5)."""
+    backend = backend or backends.for_model(exemplars)
     images = list(reviewed_images([iteration]))
     if not images:
         raise TrainingError(f"the held-out iteration {iteration.name} has no reviewed images")
     pairs = []
     for image in images:
-        grey = detector.decode_grey(read_image_bytes(image))
-        pairs.append((truth_of(image), detector.detect_grey(grey, exemplars)))
+        pixels = backend.decode(read_image_bytes(image))
+        pairs.append((truth_of(image), backend.detect(pixels, exemplars)))
         if alive:
             alive()
     return evaluation.match_images(pairs)

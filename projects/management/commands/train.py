@@ -65,12 +65,15 @@ class Command(BaseCommand):
         model = train_local_model(
             project=request.project, iterations=service.training_iterations(request),
             name=request.version_name, held_out=request.test_from,
-            progress=ProgressBar("Measuring exemplars"),
+            progress=ProgressBar("Learning"),
         )
         f1 = f"F1 {model.f1:.3f} on {request.test_from.name}" if model.f1 is not None else "no test F1"
         self.stdout.write(self.style.SUCCESS(
             f"Local model {request.project.slug}:{model.name} is ready: {model.training_images} "
             f"training images, {f1}."
+            + (f" With thresholds tuned on {request.test_from.name} itself (as Rekognition reports): "
+               f"F1 {model.evaluation['f1_tuned_on_test']:.3f}."
+               if model.f1 is not None and "f1_tuned_on_test" in (model.evaluation or {}) else "")
         ))
 
     def _follow(self, request, poll_seconds):

@@ -44,8 +44,9 @@ def test_training_stores_exemplars_thresholds_and_held_out_f1(project):
 
     assert (model.kind, model.status, model.training_images, model.trained_from) == ("local", "READY", 4, v1)
     with default_storage.open(model.artifact, "rb") as handle:
-        exemplars = detector.ExemplarSet.from_bytes(handle.read())
+        exemplars = detector.load_model(handle.read())
     assert exemplars.labels == ["aws-logo", "smile-logo"]
+    assert model.evaluation["detector"] == "trained"
     by_name = {label.name: model.threshold_for(label.pk) for label in project.labels.all()}
     assert set(model.thresholds) == {str(label.pk) for label in project.labels.all()}
     assert all(0 <= value <= 100 for value in by_name.values())
