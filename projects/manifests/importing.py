@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from projects.detections import uncertainty_score
 from projects.geometry import Rect, clip_to_frame
 from projects.manifests.export import source_resolver, storage_prefix
 from projects.manifests.lines import (
@@ -37,7 +38,6 @@ from projects.manifests.lines import (
     strip_rcl_keys,
 )
 from projects.models import Image, ModelVersion, Proposal, ProposalOutcome, lease_is_free
-from projects.proposals.runs import uncertainty_score
 from projects.provisioning import ProjectSetupError, add_labels
 from projects.rules import FORMAT_BY_SUFFIX
 from reviewer.models import Box
