@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from projects.bulkrows import insert_rows
 from projects.detections import uncertainty_score
 from projects.geometry import Rect, clip_to_frame
 from projects.manifests.export import source_resolver, storage_prefix
@@ -37,7 +38,7 @@ from projects.manifests.lines import (
     parse_line,
     strip_rcl_keys,
 )
-from projects.models import Image, ModelVersion, Proposal, ProposalOutcome, lease_is_free
+from projects.models import Image, ModelVersion, Proposal, ProposalOutcome, lease_is_free, random_key
 from projects.provisioning import ProjectSetupError, add_labels
 from projects.rules import FORMAT_BY_SUFFIX
 from reviewer.models import Box
@@ -157,7 +158,7 @@ class _Importer:
             for image in Image.objects.filter(iteration=self.iteration, source__in=keys).order_by()
         }
         imported = []
-        new = _NewRows()
+        new = _NewRows(self.iteration)
         for number, source, attributes in items:
             self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
             found = [existing[key] for key in candidates[number] if key in existing]
@@ -174,26 +175,42 @@ class _Importer:
 
     def _new_image(self, number, source, attributes, new):
         """A line whose image is new: its rows are added to `new`, written in bulk by the batch."""
-        image = self._unsaved_image(source, attributes[0].size)
-        new.images.append(image)
+        width, height, depth = attributes[0].size
+        frame = _Frame(width, height)
         truth = self._truth(number, attributes)
+        status, no_objects, reviewed_at, version = Image.Status.PENDING, False, None, 0
         if truth is not None:
-            boxes = self._boxes(number, image, truth)
-            image.version = 1
-            image.status, image.no_objects = Image.Status.REVIEWED, not boxes
-            image.reviewed_at = truth.created
+            boxes = [
+                (source, label.pk, left, top, box_width, box_height, truth.created)
+                for label, (left, top, box_width, box_height), _c in self._framed(number, frame, truth)
+            ]
             new.boxes.extend(boxes)
             self.report.boxes += len(boxes)
-        scored, stored = [], False
-        for attribute in self._proposal_attributes(attributes):
+            # What _store_truth leaves on an image: reviewed, by nobody in Loupe, at its version 1.
+            status, no_objects, reviewed_at, version = Image.Status.REVIEWED, not boxes, truth.created, 1
+        scored, priority = [], 0.0
+        proposal_attributes = self._proposal_attributes(attributes)
+        for attribute in proposal_attributes:
             model_version = self._model_version(attribute.name)
-            proposals = self._proposals(number, image, attribute, model_version, scored)
+            proposals = [
+                (source, model_version.pk, label.pk, left, top, box_width, box_height,
+                 _confidence(confidence))
+                for label, (left, top, box_width, box_height), confidence
+                in self._framed(number, frame, attribute)
+            ]
+            scored.extend((row[-1], model_version.threshold_for(row[2])) for row in proposals)
             new.proposals.extend(proposals)
-            new.outcomes.append(ProposalOutcome(
-                image=image, model_version=model_version, ok=True, proposals=len(proposals)))
-            stored = True
-        if stored:
-            image.priority = uncertainty_score(scored)
+            new.outcomes.append((source, model_version.pk, len(proposals)))
+            self.report.proposals += len(proposals)
+        if proposal_attributes:
+            priority = uncertainty_score(scored)
+        new.images.append((
+            source, os.path.basename(source)[:255] or source[:255], width, height, depth,
+            FORMAT_BY_SUFFIX.get(os.path.splitext(source)[1].lower(), ""), self.position, random_key(),
+            priority, status, no_objects, reviewed_at, version,
+        ))
+        self.position += 1
+        self.report.images_created += 1
 
     def _attributes(self, number, obj, flagged):
         detection = detection_attributes(obj)
@@ -352,7 +369,7 @@ class _Importer:
         for label, (left, top, width, height), confidence in self._framed(number, image, attribute):
             proposal = Proposal(
                 image=image, model_version=model_version, label=label, left=left, top=top,
-                width=width, height=height, confidence=min(max(round(confidence * 100, 6), 0), 100))
+                width=width, height=height, confidence=_confidence(confidence))
             proposals.append(proposal)
             scored.append((proposal.confidence, model_version.threshold_for(label.pk)))
         self.report.proposals += len(proposals)
@@ -419,18 +436,45 @@ def _local_source_mapper(iteration):
     return local
 
 
-class _NewRows:
-    """Rows of a batch's new images, written together once the batch is read."""
+class _Frame:
+    """The size of an image not written yet: all _framed needs."""
 
-    def __init__(self):
+    __slots__ = ("width", "height")
+
+    def __init__(self, width, height):
+        self.width, self.height = width, height
+
+
+def _confidence(value):
+    """A manifest confidence 0..1 as a proposal's 0..100."""
+    return min(max(round(value * 100, 6), 0), 100)
+
+
+class _NewRows:
+    """Rows of a batch's new images as plain tuples, keyed by source, written once the batch is read."""
+
+    IMAGE_FIELDS = ("source", "name", "width", "height", "depth", "format", "position", "random_key",
+                    "priority", "status", "no_objects", "reviewed_at", "version", "iteration_id")
+
+    def __init__(self, iteration):
+        self.iteration = iteration
         self.images, self.boxes, self.proposals, self.outcomes = [], [], [], []
 
     def write(self):
-        # The images get their ids here; the rows that point at them pick those up when saved.
-        Image.objects.bulk_create(self.images)
-        Box.objects.bulk_create(self.boxes)
-        Proposal.objects.bulk_create(self.proposals)
-        ProposalOutcome.objects.bulk_create(self.outcomes)
+        if not self.images:
+            return
+        iteration_id = self.iteration.pk
+        insert_rows(Image, self.IMAGE_FIELDS, [(*row, iteration_id) for row in self.images])
+        # The new images' ids, by their source (unique in the iteration).
+        ids = dict(Image.objects.filter(iteration=self.iteration, source__in=[row[0] for row in self.images])
+                   .order_by().values_list("source", "pk"))
+        insert_rows(Box, ("image_id", "label_id", "left", "top", "width", "height", "created_at", "origin"),
+                    [(ids[row[0]], *row[1:], Box.Origin.IMPORTED) for row in self.boxes])
+        insert_rows(Proposal, ("image_id", "model_version_id", "label_id", "left", "top", "width", "height",
+                               "confidence"),
+                    [(ids[row[0]], *row[1:]) for row in self.proposals])
+        insert_rows(ProposalOutcome, ("image_id", "model_version_id", "proposals", "ok"),
+                    [(ids[row[0]], *row[1:], True) for row in self.outcomes])
 
 
 def import_manifest(*, iteration, lines, create_labels=False, trust_machine_labels=False,
