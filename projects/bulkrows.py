@@ -29,8 +29,9 @@ def insert_rows(model, fields, rows):
         if default is None and not field.null:
             raise ValueError(f"{opts.label}.{field.attname} has no default: give it")
     defaults = tuple(_adapt(field)(default) for field, default in zip(rest, defaults, strict=True))
-    adapters = [_adapt(field) for field in given]
-    plain = all(adapter is _same for adapter in adapters)
+    # Only datetimes need adapting (SQLite stores text); a batch's rows share few distinct ones.
+    dated = [index for index, field in enumerate(given) if isinstance(field, DateTimeField)]
+    adapted = {}
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in [*given, *rest])
     sql = (f"INSERT INTO {quote(opts.db_table)} ({columns}) "
@@ -38,13 +39,18 @@ def insert_rows(model, fields, rows):
     with connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
-            if plain:
+            if not dated:
                 values = [(*row, *defaults) for row in chunk]
             else:
-                values = [
-                    (*(adapt(value) for adapt, value in zip(adapters, row, strict=True)), *defaults)
-                    for row in chunk
-                ]
+                values = []
+                for row in chunk:
+                    row = list(row)
+                    for index in dated:
+                        value = row[index]
+                        if value not in adapted:
+                            adapted[value] = connection.ops.adapt_datetimefield_value(value)
+                        row[index] = adapted[value]
+                    values.append((*row, *defaults))
             cursor.executemany(sql, values)
 
 

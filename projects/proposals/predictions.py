@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from projects.bulkrows import insert_rows, update_rows
 from projects.detections import Detection, InvalidDetection, check_detection
 from projects.geometry import Rect, all_finite, clip_to_frame
 from projects.manifests.lines import (
@@ -162,10 +163,7 @@ def _rows(image, model_version, detections, labels):
             skipped.append(detection.label)
             continue
         left, top, width, height = detection.box if detection.box is not None else (None,) * 4
-        rows.append(Proposal(
-            image=image, model_version=model_version, label=label, left=left, top=top,
-            width=width, height=height, confidence=detection.confidence,
-        ))
+        rows.append((image.pk, model_version.pk, label.pk, left, top, width, height, detection.confidence))
         scored.append((detection.confidence, model_version.threshold_for(label.pk)))
     return rows, scored, skipped
 
@@ -178,19 +176,20 @@ def _write(entries, model_version):
     ids = [image.pk for image, *_ in entries]
     Proposal.objects.filter(image_id__in=ids, model_version=model_version).delete()
     ProposalOutcome.objects.filter(image_id__in=ids, model_version=model_version).delete()
-    Proposal.objects.bulk_create([row for _image, rows, _s, _k in entries for row in rows])
-    outcomes = []
+    insert_rows(Proposal, ("image_id", "model_version_id", "label_id", "left", "top", "width", "height",
+                           "confidence"), [row for _image, rows, _s, _k in entries for row in rows])
+    outcomes, priorities = [], []
     for image, proposals, scored, skipped in entries:
         image.priority = uncertainty_score(scored)
+        priorities.append((image.priority, image.pk))
         unknown = ", ".join(sorted(set(skipped)))
         note = (f"skipped {len(skipped)} detection(s) of labels not in the project: {unknown}"
                 if skipped else "")
-        outcomes.append(ProposalOutcome(
-            image=image, model_version=model_version, ok=True, proposals=len(proposals),
-            error_code=UNKNOWN_LABELS if skipped else "", error=note,
-        ))
-    Image.objects.bulk_update([image for image, *_ in entries], ["priority"])
-    ProposalOutcome.objects.bulk_create(outcomes)
+        outcomes.append((image.pk, model_version.pk, True, len(proposals),
+                         UNKNOWN_LABELS if skipped else "", note))
+    update_rows(Image, "priority", priorities)
+    insert_rows(ProposalOutcome, ("image_id", "model_version_id", "ok", "proposals", "error_code", "error"),
+                outcomes)
 
 
 def _import_line(raw, number, *, iteration, model_version, labels, attribute, report, first_seen):
