@@ -85,6 +85,8 @@ class _Importer:
         last = iteration.images.aggregate(last=Max("position"))["last"]
         self.position = 0 if last is None else last + 1
         self.local_sources = _local_source_mapper(iteration)
+        # The boxes of a batch's existing images, read once for the batch (_KnownBoxes).
+        self.known = None
 
     def _load_labels(self):
         self.labels = {label.name: label for label in self.project.labels.all()}
@@ -144,6 +146,8 @@ class _Importer:
         except Exception:
             self._rollback(position)
             raise
+        finally:
+            self.known = None
 
     def _store_batch(self, items):
         candidates = {}
@@ -159,6 +163,7 @@ class _Importer:
         }
         imported = []
         new = _NewRows(self.iteration)
+        self.known = _KnownBoxes([image.pk for image in existing.values()])
         for number, source, attributes in items:
             self._ensure_labels({box[0] for attribute in attributes for box in attribute.boxes})
             found = [existing[key] for key in candidates[number] if key in existing]
@@ -318,11 +323,11 @@ class _Importer:
         return image
 
     def _store_truth(self, number, image, attribute, now):
-        if _reviewed_by_person(image):
+        if _reviewed_by_person(image, self.known):
             self.warn(number, f"{image.source} was already reviewed in Loupe: kept that review")
             return
         boxes = self._boxes(number, image, attribute)
-        if _same_truth(image, boxes, attribute.created):
+        if _same_truth(image, boxes, attribute.created, self.known):
             self.report.boxes += len(boxes)
             return
         # Take the image's next version the way a saved review does (reviewer.editor.reviews): a review
@@ -399,19 +404,24 @@ class _Importer:
         return self.model_versions[attribute]
 
 
-def _reviewed_by_person(image):
+def _reviewed_by_person(image, known=None):
     # Boxes a person drew count even when their reviewer account is gone (reviewed_by is then NULL).
     if image.status == Image.Status.REVIEWED and image.reviewed_by_id is not None:
         return True
+    if known is not None:
+        return image.pk in known.by_person
     return image.boxes.exclude(origin=Box.Origin.IMPORTED).exists()
 
 
-def _same_truth(image, boxes, created):
+def _same_truth(image, boxes, created, known=None):
     """The image already holds exactly this imported truth: re-importing it changes nothing."""
     if (image.status, image.no_objects, image.reviewed_at) != (Image.Status.REVIEWED, not boxes, created):
         return False
-    stored = image.boxes.filter(origin=Box.Origin.IMPORTED).order_by("id").values_list(
-        "label_id", "left", "top", "width", "height")
+    if known is not None:
+        stored = known.imported.get(image.pk, [])
+    else:
+        stored = image.boxes.filter(origin=Box.Origin.IMPORTED).order_by("id").values_list(
+            "label_id", "left", "top", "width", "height")
     return list(stored) == [(box.label.pk, box.left, box.top, box.width, box.height) for box in boxes]
 
 
@@ -434,6 +444,21 @@ def _local_source_mapper(iteration):
         return candidate if resolve(candidate) == source else None
 
     return local
+
+
+class _KnownBoxes:
+    """For a batch's existing images (each once in the batch): which hold boxes a person drew, and
+    the imported boxes of each, in id order, as _same_truth compares them. Two queries a batch."""
+
+    def __init__(self, image_ids):
+        boxes = Box.objects.filter(image_id__in=image_ids).order_by()
+        self.by_person = set(
+            boxes.exclude(origin=Box.Origin.IMPORTED).values_list("image_id", flat=True).distinct())
+        self.imported = {}
+        rows = boxes.filter(origin=Box.Origin.IMPORTED).order_by("image_id", "id").values_list(
+            "image_id", "label_id", "left", "top", "width", "height")
+        for image_id, *row in rows:
+            self.imported.setdefault(image_id, []).append(tuple(row))
 
 
 class _Frame:
