@@ -326,10 +326,16 @@ class _Importer:
         if _reviewed_by_person(image, self.known):
             self.warn(number, f"{image.source} was already reviewed in Loupe: kept that review")
             return
-        boxes = self._boxes(number, image, attribute)
-        if _same_truth(image, boxes, attribute.created, self.known):
-            self.report.boxes += len(boxes)
+        framed = list(self._framed(number, image, attribute))
+        rows = [(label.pk, *geometry) for label, geometry, _confidence in framed]
+        if _same_truth(image, rows, attribute.created, self.known):
+            self.report.boxes += len(rows)
             return
+        boxes = [
+            Box(image=image, label=label, left=left, top=top, width=width, height=height,
+                origin=Box.Origin.IMPORTED, created_at=attribute.created)
+            for label, (left, top, width, height), _confidence in framed
+        ]
         # Take the image's next version the way a saved review does (reviewer.editor.reviews): a review
         # page opened on the old version is then refused as stale, and a reviewer who saved or
         # took the image since it was read wins.
@@ -360,13 +366,6 @@ class _Importer:
                 self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
                 continue
             yield self.labels[name], frame, confidence
-
-    def _boxes(self, number, image, attribute):
-        return [
-            Box(image=image, label=label, left=left, top=top, width=width, height=height,
-                origin=Box.Origin.IMPORTED, created_at=attribute.created)
-            for label, (left, top, width, height), _confidence in self._framed(number, image, attribute)
-        ]
 
     def _proposals(self, number, image, attribute, model_version, scored):
         """The attribute's proposals on the image; adds (confidence, threshold) of each to scored."""
@@ -413,16 +412,17 @@ def _reviewed_by_person(image, known=None):
     return image.boxes.exclude(origin=Box.Origin.IMPORTED).exists()
 
 
-def _same_truth(image, boxes, created, known=None):
-    """The image already holds exactly this imported truth: re-importing it changes nothing."""
-    if (image.status, image.no_objects, image.reviewed_at) != (Image.Status.REVIEWED, not boxes, created):
+def _same_truth(image, rows, created, known=None):
+    """The image already holds exactly this imported truth (rows of label id, left, top, width,
+    height): re-importing it changes nothing."""
+    if (image.status, image.no_objects, image.reviewed_at) != (Image.Status.REVIEWED, not rows, created):
         return False
     if known is not None:
         stored = known.imported.get(image.pk, [])
     else:
         stored = image.boxes.filter(origin=Box.Origin.IMPORTED).order_by("id").values_list(
             "label_id", "left", "top", "width", "height")
-    return list(stored) == [(box.label.pk, box.left, box.top, box.width, box.height) for box in boxes]
+    return [tuple(row) for row in stored] == rows
 
 
 def _inside(geometry, frame_width, frame_height):
