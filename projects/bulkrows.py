@@ -51,7 +51,7 @@ def insert_rows(model, fields, rows):
                             adapted[value] = connection.ops.adapt_datetimefield_value(value)
                         row[index] = adapted[value]
                     values.append((*row, *defaults))
-            cursor.executemany(sql, values)
+            _execute(cursor, sql, values)
 
 
 def update_rows(model, field, pairs):
@@ -65,6 +65,20 @@ def update_rows(model, field, pairs):
            f"WHERE {quote(opts.pk.column)} = %s")
     with connection.cursor() as cursor:
         cursor.executemany(sql, list(pairs))
+
+
+def _execute(cursor, sql, values):
+    if connection.vendor != "postgresql":
+        cursor.executemany(sql, values)
+        return
+    # psycopg's executemany sends a statement per row: PostgreSQL gets multi-row VALUES instead,
+    # within its 65,535 parameters a statement.
+    head, row = sql.rsplit(" VALUES ", 1)
+    per = max(1, 60_000 // len(values[0]))
+    for start in range(0, len(values), per):
+        part = values[start:start + per]
+        cursor.execute(f"{head} VALUES {', '.join([row] * len(part))}",
+                       [value for one in part for value in one])
 
 
 def _same(value):
