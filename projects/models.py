@@ -227,7 +227,7 @@ class Image(models.Model):
     position = models.PositiveIntegerField(default=0)
     random_key = models.PositiveIntegerField(default=random_key)
     # Queue priority, higher first in "hardest first" order: how much the model needs a person
-    # here (projects.proposals.runs.uncertainty_score).
+    # here (projects.detections.uncertainty_score).
     priority = models.FloatField(default=0.0)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -6,11 +6,16 @@ Two line shapes are accepted:
 - a Ground Truth manifest line: its object-detection (or image-classification) attribute becomes
   proposals, confidences 0..1 scaled to 0..100.
 Each line is imported whole or not at all; every line not imported is reported with its number.
+Lines are read in batches of BATCH_SIZE: one lookup of their images, then one transaction of bulk
+writes per batch; a batch whose bulk write fails is written again line by line.
 """
 
 from dataclasses import dataclass, field
 
-from projects.detections import Detection, InvalidDetection
+from django.db import transaction
+
+from projects.bulkrows import insert_rows, update_rows
+from projects.detections import Detection, InvalidDetection, check_detection
 from projects.geometry import Rect, all_finite, clip_to_frame
 from projects.manifests.lines import (
     CLASSIFICATION_TYPE,
@@ -20,9 +25,12 @@ from projects.manifests.lines import (
     parse_line,
     strip_rcl_keys,
 )
-from projects.models import ModelVersion
+from projects.models import Image, ModelVersion, Proposal, ProposalOutcome
 from projects.proposals.rekognition import detections_from_custom_labels
-from projects.proposals.runs import store_detections
+from projects.proposals.runs import UNKNOWN_LABELS, store_detections, uncertainty_score
+
+# Lines read and written per transaction.
+BATCH_SIZE = 1000
 
 
 @dataclass
@@ -49,35 +57,147 @@ def imported_model_version(*, project, name):
     return model_version
 
 
-def import_predictions(*, iteration, model_version, lines, attribute=None):
+def import_predictions(*, iteration, model_version, lines, attribute=None, batch_size=BATCH_SIZE):
     """Import an iterable of JSON lines (str or bytes); returns a PredictionImportReport."""
     labels = {label.name: label for label in iteration.project.labels.all()}
     report = PredictionImportReport()
     first_seen = {}
+    context = {"iteration": iteration, "model_version": model_version, "labels": labels,
+               "attribute": attribute, "report": report, "first_seen": first_seen}
+    batch = []
     for number, raw in enumerate(lines, start=1):
         report.lines = number
         try:
-            _import_line(
-                raw, number, iteration=iteration, model_version=model_version, labels=labels,
-                attribute=attribute, report=report, first_seen=first_seen,
-            )
+            data = _read_line(raw)
         except LineError as error:
             report.problems.append((number, str(error)))
+            continue
+        if data is not None:
+            batch.append((number, raw, data))
+        if len(batch) >= batch_size:
+            _import_batch(batch, **context)
+            batch = []
+    if batch:
+        _import_batch(batch, **context)
     if report.images:
         iteration.shown_model = model_version
         iteration.save(update_fields=["shown_model"])
     return report
 
 
-def _import_line(raw, number, *, iteration, model_version, labels, attribute, report, first_seen):
+def _read_line(raw):
+    """The line's JSON object with a source-ref, or None for a blank line; raises LineError."""
     data = parse_line(raw)
     if data is None:
-        return
+        return None
     data, _flagged = strip_rcl_keys(data)
     source = data.get("source-ref")
     if not isinstance(source, str) or not source:
         raise LineError("no source-ref")
-    image = iteration.images.filter(source=source).first()
+    return data
+
+
+def _import_batch(batch, *, iteration, model_version, labels, attribute, report, first_seen):
+    """[(number, raw line, parsed object)]: one image lookup, one transaction of bulk writes."""
+    sources = {data["source-ref"] for _number, _raw, data in batch}
+    images = {
+        image.source: image
+        for image in Image.objects.filter(iteration=iteration, source__in=sources).order_by()
+    }
+    problems, notes = [], []
+    per_image = {}  # image id -> (image, proposals, scored, skipped labels); a later line replaces
+    counted = dict(first_seen)
+    stored = 0  # proposals of every line imported, those a later line replaced included
+    for number, _raw, data in batch:
+        source = data["source-ref"]
+        image = images.get(source)
+        try:
+            if image is None:
+                raise LineError(f"no image {source} in {iteration}")
+            detections = detections_from_line(
+                data, width=image.width, height=image.height, attribute=attribute)
+            per_image[image.pk] = (image, *_rows(image, model_version, detections, labels))
+        except LineError as error:
+            problems.append((number, str(error)))
+            continue
+        _, proposals, _scored, skipped = per_image[image.pk]
+        stored += len(proposals)
+        skipped = tuple(sorted(set(skipped)))
+        if source in counted:
+            notes.append((number, f"replaces the proposals of line {counted[source]} for {source}"))
+        counted[source] = number
+        if skipped:
+            notes.append((number, f"skipped labels not in the project: {', '.join(skipped)}"))
+    try:
+        with transaction.atomic():
+            _write(per_image.values(), model_version)
+    except Exception:
+        # Nothing of the batch was written: line by line, each in its own transaction, as before.
+        for number, raw, _data in batch:
+            try:
+                _import_line(raw, number, iteration=iteration, model_version=model_version,
+                             labels=labels, attribute=attribute, report=report, first_seen=first_seen)
+            except LineError as error:
+                report.problems.append((number, str(error)))
+        report.problems.sort(key=lambda problem: problem[0])
+        return
+    report.images += sum(1 for source in counted if source not in first_seen)
+    report.proposals += stored
+    first_seen.update(counted)
+    report.problems.extend(problems)
+    report.notes.extend(notes)
+    report.problems.sort(key=lambda problem: problem[0])
+    report.notes.sort(key=lambda note: note[0])
+
+
+def _rows(image, model_version, detections, labels):
+    """(proposals, [(confidence, threshold)], skipped label names) for one image; raises LineError."""
+    rows, scored, skipped = [], [], []
+    for detection in detections:
+        try:
+            check_detection(detection)
+        except InvalidDetection as error:
+            raise LineError(str(error)) from None
+        label = labels.get(detection.label)
+        if label is None:
+            skipped.append(detection.label)
+            continue
+        left, top, width, height = detection.box if detection.box is not None else (None,) * 4
+        rows.append((image.pk, model_version.pk, label.pk, left, top, width, height, detection.confidence))
+        scored.append((detection.confidence, model_version.threshold_for(label.pk)))
+    return rows, scored, skipped
+
+
+def _write(entries, model_version):
+    """Replace each image's proposals from this model version and its outcome, like a run does."""
+    entries = list(entries)
+    if not entries:
+        return
+    ids = [image.pk for image, *_ in entries]
+    Proposal.objects.filter(image_id__in=ids, model_version=model_version).delete()
+    ProposalOutcome.objects.filter(image_id__in=ids, model_version=model_version).delete()
+    insert_rows(Proposal, ("image_id", "model_version_id", "label_id", "left", "top", "width", "height",
+                           "confidence"), [row for _image, rows, _s, _k in entries for row in rows])
+    outcomes, priorities = [], []
+    for image, proposals, scored, skipped in entries:
+        image.priority = uncertainty_score(scored)
+        priorities.append((image.priority, image.pk))
+        unknown = ", ".join(sorted(set(skipped)))
+        note = (f"skipped {len(skipped)} detection(s) of labels not in the project: {unknown}"
+                if skipped else "")
+        outcomes.append((image.pk, model_version.pk, True, len(proposals),
+                         UNKNOWN_LABELS if skipped else "", note))
+    update_rows(Image, "priority", priorities)
+    insert_rows(ProposalOutcome, ("image_id", "model_version_id", "ok", "proposals", "error_code", "error"),
+                outcomes)
+
+
+def _import_line(raw, number, *, iteration, model_version, labels, attribute, report, first_seen):
+    data = _read_line(raw)
+    if data is None:
+        return
+    source = data["source-ref"]
+    image = iteration.images.filter(source=source).order_by().first()
     if image is None:
         raise LineError(f"no image {source} in {iteration}")
     detections = detections_from_line(data, width=image.width, height=image.height, attribute=attribute)

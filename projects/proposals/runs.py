@@ -17,11 +17,11 @@ from projects import runs as lifecycle
 from projects.detections import (
     MAX_CONCURRENCY,
     NOT_RUNNING_MESSAGE,
-    UNCERTAIN_BAND,
     ImageProposalError,
     InvalidDetection,
     ModelNotReady,
     check_detection,
+    uncertainty_score,
 )
 from projects.models import (
     Image,
@@ -47,23 +47,6 @@ class ProposalRunError(Exception):
 
 
 # --- storing what a model said about one image ---------------------------------------------------
-
-
-def uncertainty_score(confidences_and_thresholds):
-    """How much a reviewer is needed on this image; higher is reviewed first.
-
-    Boxes far above their threshold are almost surely right and boxes far below are almost surely
-    noise; the ones within UNCERTAIN_BAND of the threshold are where the model needs a person.
-    So the score is the number of such borderline boxes, plus how close the closest box sits to its
-    threshold (0..1) to order images with equally many. An image with no detections scores 0:
-    there is nothing to judge (misses are caught by the reviewer either way).
-    """
-    distances = [abs(conf - threshold) for conf, threshold in confidences_and_thresholds]
-    if not distances:
-        return 0.0
-    borderline = sum(1 for distance in distances if distance <= UNCERTAIN_BAND)
-    closest = min(distances)
-    return round(borderline + (1.0 - min(closest, 100.0) / 100.0), 6)
 
 
 @dataclass(frozen=True)

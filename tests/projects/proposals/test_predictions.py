@@ -4,7 +4,7 @@ import pytest
 
 from projects.models import ModelVersion, Proposal, ProposalOutcome
 from projects.proposals.predictions import import_predictions, imported_model_version
-from tests.factories import make_image, make_iteration, make_model_version, make_project
+from tests.factories import make_image, make_iteration, make_model_version, make_project, thresholds
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +198,58 @@ def test_custom_labels_boxes_outside_the_image_are_reported(iteration, version):
     ]})
     report = import_predictions(iteration=iteration, model_version=version, lines=[line])
     assert report.problems == [(1, "CustomLabels[0]: invalid box (it lies outside the 200x100 image)")]
+
+
+# --- batches ----------------------------------------------------------------------------------------
+
+
+def batch_lines():
+    return [
+        json.dumps({"source-ref": "s3://b/v2/a.jpg", "CustomLabels": [
+            {"Name": "aws-logo", "Confidence": 75}, {"Name": "cat", "Confidence": 60}]}),
+        json.dumps({"source-ref": "s3://b/v2/missing.jpg", "CustomLabels": []}),
+        json.dumps({"source-ref": "s3://b/v2/b.jpg", "CustomLabels": [
+            {"Name": "smile-logo", "Confidence": 99}, {"Name": "aws-logo", "Confidence": 150}]}),
+        json.dumps({"source-ref": "s3://b/v2/b.jpg", "CustomLabels": [
+            {"Name": "smile-logo", "Confidence": 99}, {"Name": "aws-logo", "Confidence": 30}]}),
+    ]
+
+
+def assert_batch_import(iteration, version, report):
+    assert (report.lines, report.images, report.proposals) == (4, 2, 3)
+    assert report.problems == [
+        (2, "no image s3://b/v2/missing.jpg in logos/v2"),
+        (3, "CustomLabels[1]: Confidence must be a number 0..100"),
+    ]
+    assert report.notes == [(1, "skipped labels not in the project: cat")]
+    # Threshold 80 for both labels: 75 is 5 away (1 + 0.95); 99 and 30 are 19 and 50 away (0 + 0.81).
+    assert dict(iteration.images.values_list("source", "priority")) == {
+        "s3://b/v2/a.jpg": 1.95, "s3://b/v2/b.jpg": 0.81}
+    outcomes = ProposalOutcome.objects.values_list("image__source", "ok", "proposals", "error_code", "error")
+    assert sorted(outcomes) == [("s3://b/v2/a.jpg", True, 1, "UnknownLabels",
+             "skipped 1 detection(s) of labels not in the project: cat"),
+            ("s3://b/v2/b.jpg", True, 2, "", "")]
+
+
+@pytest.mark.parametrize("batch_size", [1000, 2, 1])
+def test_batches_report_each_line_and_set_priority_and_outcomes(iteration, version, batch_size):
+    version.thresholds = thresholds(iteration.project, {"aws-logo": 80, "smile-logo": 80})
+    version.save()
+    report = import_predictions(iteration=iteration, model_version=version, lines=batch_lines(),
+                                batch_size=batch_size)
+    assert_batch_import(iteration, version, report)
+
+
+def test_a_batch_whose_bulk_write_fails_is_written_line_by_line(iteration, version, monkeypatch):
+    from django.db import IntegrityError
+
+    from projects.proposals import predictions
+
+    def refuse(*args):
+        raise IntegrityError("refused")
+
+    monkeypatch.setattr(predictions, "_write", refuse)
+    version.thresholds = thresholds(iteration.project, {"aws-logo": 80, "smile-logo": 80})
+    version.save()
+    report = import_predictions(iteration=iteration, model_version=version, lines=batch_lines())
+    assert_batch_import(iteration, version, report)
