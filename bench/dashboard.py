@@ -27,7 +27,7 @@ import statistics
 import time
 import warnings
 
-from benchdb import scratch_database, setup_django
+from benchdb import insert, scratch_database, setup_django
 
 BATCH = 10_000
 TARGET_MS = 300.0
@@ -42,19 +42,6 @@ def parse_args():
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL server to create the throwaway database on")
     return parser.parse_args()
-
-
-def insert(connection, table, columns, rows):
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) VALUES ({marks})",
-                               rows)
 
 
 def populate(images, per_image, pending):

@@ -25,7 +25,7 @@ import time
 import warnings
 from datetime import timedelta
 
-from benchdb import scratch_database, setup_django
+from benchdb import insert, scratch_database, setup_django
 
 BATCH = 10_000
 WARMUP = 5  # untimed rounds: first-request imports and cold caches are not the steady state
@@ -98,19 +98,6 @@ def populate(images, per_image):
     for user, image in zip(users[1:3], hardest[:2], strict=True):
         Image.objects.filter(pk=image.pk).update(leased_by=user, lease_expires_at=now + timedelta(hours=2))
     return iteration, labels, users
-
-
-def insert(connection, table, columns, rows):
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) VALUES ({marks})",
-                               rows)
 
 
 def review_boxes(image, labels, round_number):
