@@ -172,7 +172,7 @@ def land_one_review(iteration, users):
     from reviewer.queue import claim_next
 
     image = claim_next(iteration=iteration, user=users[1])
-    proposals = Proposal.objects.filter(image=image, model_version=iteration.model_version_id)
+    proposals = Proposal.objects.filter(image=image, model_version=iteration.shown_model_id)
     boxes = [BoxInput(p.label_id, round(p.left), round(p.top), round(p.width), round(p.height), p.pk)
              for p in proposals]
     submit_review(image=image, reviewer=users[1], version=image.version, boxes=boxes, elapsed_ms=5000)
