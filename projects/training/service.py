@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -161,11 +161,20 @@ def create_rekognition_run(request, *, user=None):
     project = request.project
     with transaction.atomic():
         project.model_versions.filter(name=request.version_name, status=Status.FAILED, arn="").delete()
-        model_version = ModelVersion.objects.create(
-            project=project, name=request.version_name, kind=ModelVersion.Kind.REKOGNITION,
-            status=Status.TRAINING, status_message="waiting to publish the manifests",
-            trained_from=request.iteration,
-        )
+        try:
+            # A savepoint: the same start clicked twice at once passes check_request in both requests,
+            # and the unique name lets only one of them through.
+            with transaction.atomic():
+                model_version = ModelVersion.objects.create(
+                    project=project, name=request.version_name, kind=ModelVersion.Kind.REKOGNITION,
+                    status=Status.TRAINING, status_message="waiting to publish the manifests",
+                    trained_from=request.iteration,
+                )
+        except IntegrityError:
+            raise TrainingError(
+                f"model version {request.version_name!r} was created a moment ago, probably by the same "
+                "start sent twice: follow its training below, or choose another name"
+            ) from None
         return TrainingRun.objects.create(
             project=project, iteration=request.iteration, model_version=model_version,
             kind=ModelVersion.Kind.REKOGNITION, created_by=user, message=request.describe(),

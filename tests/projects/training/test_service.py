@@ -353,6 +353,18 @@ def test_refused_requests_say_why(seed, options, message):
     assert TrainingRun.objects.count() == 0
 
 
+def test_the_same_start_sent_twice_at_once_is_refused_with_a_message(seed, monkeypatch):
+    project, v1, v2 = seed
+    first = create_rekognition_run(seed_request(seed))
+    # The second request passed its checks before the first one created the version.
+    monkeypatch.setattr("projects.training.service.check_request", lambda request: None)
+    with pytest.raises(TrainingError, match="model version 'v2' was created a moment ago"):
+        create_rekognition_run(seed_request(seed))
+    assert list(TrainingRun.objects.values_list("pk", flat=True)) == [first.pk]
+    assert list(project.model_versions.filter(name="v2").values_list("pk", flat=True)) == [
+        first.model_version_id]
+
+
 def test_a_project_without_arn_or_output_location_is_refused(seed):
     project, v1, v2 = seed
     project.output_location = ""
