@@ -248,8 +248,10 @@ class Image(models.Model):
     # Optimistic locking: every saved review bumps it; a submit carrying an older one is stale.
     version = models.PositiveIntegerField(default=0)
     # The newest review's Review.changed, written by the same UPDATE that saves the review, so the
-    # owner's list filters on a column instead of looking up each image's latest review.
-    changed = models.BooleanField(default=False, help_text="The newest review changed the proposals.")
+    # owner's list filters on a column instead of looking up each image's latest review. A database
+    # default too: raw bulk inserts (COPY) that predate the column leave it out.
+    changed = models.BooleanField(default=False, db_default=False,
+                                  help_text="The newest review changed the proposals.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

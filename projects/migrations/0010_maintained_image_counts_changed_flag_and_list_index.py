@@ -178,7 +178,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='changed',
-            field=models.BooleanField(default=False, help_text='The newest review changed the proposals.'),
+            field=models.BooleanField(db_default=False, default=False, help_text='The newest review changed the proposals.'),
         ),
         migrations.AddIndex(
             model_name='image',
