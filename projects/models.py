@@ -247,6 +247,11 @@ class Image(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Optimistic locking: every saved review bumps it; a submit carrying an older one is stale.
     version = models.PositiveIntegerField(default=0)
+    # The newest review's Review.changed, written by the same UPDATE that saves the review, so the
+    # owner's list filters on a column instead of looking up each image's latest review. A database
+    # default too: raw bulk inserts (COPY) that predate the column leave it out.
+    changed = models.BooleanField(default=False, db_default=False,
+                                  help_text="The newest review changed the proposals.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -264,6 +269,8 @@ class Image(models.Model):
             models.Index(fields=["iteration", "status", "-priority", "id"], name="image_queue_hardest"),
             models.Index(fields=["iteration", "status", "position", "id"], name="image_queue_file"),
             models.Index(fields=["iteration", "status", "random_key", "id"], name="image_queue_random"),
+            # The owner's unfiltered image list, a page at a time in file order (keyset pagination).
+            models.Index(fields=["iteration", "position", "id"], name="image_by_position"),
             models.Index(fields=["leased_by", "lease_expires_at"], name="image_lease"),
             # The newest review of an iteration in one index lookup: when its metrics are stale.
             models.Index(fields=["iteration", "reviewed_at"], name="image_last_reviewed"),
@@ -278,6 +285,53 @@ class Image(models.Model):
 
     def lease_is_free_at(self, now):
         return self.leased_by_id is None or self.lease_expires_at <= now
+
+
+class ImageCount(models.Model):
+    """How many images of an iteration have this status and no_objects flag.
+
+    Written only by database triggers on projects_image (migration 0010), never by Python: a trigger
+    runs inside the statement that changes the images, so the counts are exact in every transaction
+    on every write path: save(), bulk_create(), QuerySet.update(), raw SQL and COPY, deletes and the
+    cascades of iteration and project deletion, and rollbacks. Read them with image_counts().
+    A row may hold 0; rows go only with their iteration.
+    """
+
+    iteration = models.ForeignKey(
+        Iteration, on_delete=models.CASCADE, related_name="image_counts", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=Image.Status.choices)
+    no_objects = models.BooleanField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index every read and every trigger's upsert goes through.
+            models.UniqueConstraint(fields=["iteration", "status", "no_objects"], name="image_count_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.iteration_id} {self.status} no_objects={self.no_objects}: {self.count}"
+
+
+def image_counts(iteration_ids):
+    """{iteration id: {"total", "pending", "reviewed", "empty"}} for the given iteration ids, from
+    the maintained counters in one indexed query, whatever the iterations' sizes. "empty": images
+    verified to contain no objects."""
+    figures = {pk: {"total": 0, "pending": 0, "reviewed": 0, "empty": 0} for pk in iteration_ids}
+    rows = ImageCount.objects.filter(iteration_id__in=list(figures)).values_list(
+        "iteration_id", "status", "no_objects", "count")
+    for iteration_id, status, no_objects, count in rows:
+        counts = figures[iteration_id]
+        counts["total"] += count
+        counts[status] += count
+        counts["empty"] += count if no_objects else 0
+    return figures
+
+
+def counts_of(iteration):
+    """image_counts() of one iteration."""
+    return image_counts([iteration.pk])[iteration.pk]
 
 
 class ModelVersion(models.Model):

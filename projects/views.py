@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -9,7 +9,7 @@ from projects.groundtruth import panels as groundtruth_panels
 from projects.images.forms import S3ImportForm, UploadImagesForm
 from projects.images.views import import_runs_context
 from projects.manifests import panels as manifest_panels
-from projects.models import Image, Membership, Project
+from projects.models import Membership, Project, counts_of
 from projects.proposals import panels as proposal_panels
 from projects.provisioning import ProjectSetupError, create_iteration
 from projects.runs import reconcile_soon
@@ -53,11 +53,7 @@ def iteration_detail(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name)
     # The page shows and polls runs: none of them may be a dead worker's "running".
     reconcile_soon()
-    counts = iteration.images.aggregate(
-        total=Count("id"),
-        reviewed=Count("id", filter=Q(status=Image.Status.REVIEWED)),
-        empty=Count("id", filter=Q(no_objects=True)),
-    )
+    counts = counts_of(iteration)
     is_owner = role_in(request.user, iteration.project) == Membership.Role.OWNER
     context = {
         "project": iteration.project,

@@ -6,15 +6,14 @@ and there are at most as many of them as active reviewers, so a claim costs the 
 at 10 or 10 million images.
 """
 
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from projects.models import Image, Project, lease_is_free
+from projects.models import Image, Project, counts_of, lease_is_free
 
 ORDERINGS = {
     Project.ReviewOrder.HARDEST: ("-priority", "id"),
@@ -24,14 +23,6 @@ ORDERINGS = {
 # A lost race on SQLite means another reviewer just took the image we picked; the next pick skips
 # it because it is now leased. Only a stampede of reviewers could exhaust these.
 CLAIM_ATTEMPTS = 8
-PROGRESS_SECONDS = 10
-# iteration id -> {"total", "left", "until"}. A plain per-process dict, not Django's cache: "until" is
-# a time.monotonic() reading, which means nothing in another process. In a shared cache (Redis,
-# memcached, database) another worker would work out the figures' remaining life from a foreign clock
-# (keeping stale figures for hours, or dropping them at once), and workers' read-modify-write
-# decrements would overwrite each other. Per process, each worker counts afresh every
-# PROGRESS_SECONDS and adjusts only for its own saves in between, as the docstring of progress says.
-PROGRESS_FIGURES = {}
 
 
 def lease_expiry(now):
@@ -167,34 +158,11 @@ def peek_next(*, iteration, user, exclude_id, now=None):
 def progress(*, iteration, fresh=False):
     """{"left", "total", "iteration"} for "37 of 120 left in v2".
 
-    Counting is the one step that grows with the iteration (about 20 ms at 100,000 images), so the
-    figures are cached for PROGRESS_SECONDS per process and adjusted by this process's own saves in
-    between; pages count afresh, the editor's image-to-image swaps use the cache.
+    Read from the maintained counters (projects.ImageCount): one indexed query at any iteration size,
+    always current, so there is nothing to cache; fresh is kept for callers that ask for it.
     """
-    cached = None if fresh else _live_figures(iteration.pk)
-    if cached is None:
-        counts = Image.objects.filter(iteration=iteration).aggregate(
-            total=Count("id"), left=Count("id", filter=Q(status=Image.Status.PENDING))
-        )
-        cached = {**counts, "until": time.monotonic() + PROGRESS_SECONDS}
-        PROGRESS_FIGURES[iteration.pk] = cached
-    return {"left": cached["left"], "total": cached["total"], "iteration": iteration.name}
-
-
-def count_reviewed(*, iteration):
-    """One more image of the iteration left the queue: keep the cached figures in step."""
-    cached = _live_figures(iteration.pk)
-    if cached is not None:
-        # A new dict, not an in-place change: a thread reading the old one sees consistent figures.
-        PROGRESS_FIGURES[iteration.pk] = {**cached, "left": max(cached["left"] - 1, 0)}
-
-
-def _live_figures(iteration_id):
-    cached = PROGRESS_FIGURES.get(iteration_id)
-    if cached is None or cached["until"] <= time.monotonic():
-        PROGRESS_FIGURES.pop(iteration_id, None)
-        return None
-    return cached
+    counts = counts_of(iteration)
+    return {"left": counts["pending"], "total": counts["total"], "iteration": iteration.name}
 
 
 def on_user_logged_out(sender, request, user, **kwargs):

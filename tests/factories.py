@@ -123,5 +123,6 @@ def make_review(image, reviewer, *, decisions=(), elapsed_ms=10_000, **fields):
     review = Review.objects.create(image=image, reviewer=reviewer, elapsed_ms=elapsed_ms,
                                    decisions=list(decisions), **fields)
     Image.objects.filter(pk=image.pk).update(status=Image.Status.REVIEWED, reviewed_by=reviewer,
-                                             reviewed_at=review.submitted_at, version=F("version") + 1)
+                                             reviewed_at=review.submitted_at, version=F("version") + 1,
+                                             changed=review.changed)
     return review

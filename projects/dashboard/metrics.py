@@ -22,12 +22,12 @@ from operator import itemgetter
 
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
-from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from projects.detections import Detection
 from projects.local_model import evaluation
-from projects.models import DEFAULT_THRESHOLD, Image, Iteration, IterationMetrics, Proposal
+from projects.models import DEFAULT_THRESHOLD, Image, Iteration, IterationMetrics, Proposal, image_counts
 from reviewer.models import Box, Review
 
 FORMAT = 1  # bump when the stored counts change shape: every cached row is then recomputed
@@ -353,7 +353,7 @@ def _median(histogram):
 def with_state(iterations):
     """The iterations of a queryset, each with what its metrics depend on, in two queries for any
     number of them: its newest review time and its proposing model's newest proposal (one index
-    lookup each), and its image and reviewed counts (one index-only pass over its images)."""
+    lookup each), and its image and reviewed counts (from the maintained counters)."""
     iterations = list(iterations.select_related(PROPOSER_FIELD).annotate(
         last_reviewed=Subquery(
             Image.objects.filter(iteration=OuterRef("pk"), reviewed_at__isnull=False)
@@ -362,15 +362,10 @@ def with_state(iterations):
             Proposal.objects.filter(model_version=OuterRef(f"{PROPOSER_FIELD}_id"))
             .order_by("-id").values("id")[:1]),
     ))
-    counts = defaultdict(Counter)
-    for iteration_id, status, count in (
-        Image.objects.filter(iteration_id__in=[iteration.pk for iteration in iterations]).order_by()
-        .values_list("iteration_id", "status").annotate(count=Count("pk"))
-    ):
-        counts[iteration_id][status] = count
+    counts = image_counts([iteration.pk for iteration in iterations])
     for iteration in iterations:
-        iteration.image_count = sum(counts[iteration.pk].values())
-        iteration.reviewed_count = counts[iteration.pk][Image.Status.REVIEWED]
+        iteration.image_count = counts[iteration.pk]["total"]
+        iteration.reviewed_count = counts[iteration.pk]["reviewed"]
     return iterations
 
 

@@ -86,14 +86,15 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
     label_ids = set(project_labels.values_list("id", flat=True))
     rows, decisions = _resolve(image, boxes, proposals, label_ids, reviewer, now)
     decisions += _rejections(proposals, {row.proposal_id for row in rows}, set(hidden_proposal_ids))
+    changed = any(_changed(d) for d in decisions)
     with transaction.atomic():
-        _take_version(image=image, reviewer=reviewer, version=version, no_objects=no_objects, now=now)
+        _take_version(image=image, reviewer=reviewer, version=version, no_objects=no_objects, now=now,
+                      changed=changed)
         Box.objects.filter(image=image).delete()
         Box.objects.bulk_create(rows)
         review = Review.objects.create(
             image=image, reviewer=reviewer, started_at=started_at, submitted_at=now,
-            elapsed_ms=elapsed_ms, no_objects=no_objects,
-            changed=any(_changed(d) for d in decisions), decisions=decisions,
+            elapsed_ms=elapsed_ms, no_objects=no_objects, changed=changed, decisions=decisions,
         )
     return review
 
@@ -210,7 +211,7 @@ def _rejections(proposals, used, hidden):
     ]
 
 
-def _take_version(*, image, reviewer, version, no_objects, now):
+def _take_version(*, image, reviewer, version, no_objects, now, changed=False):
     """Claim the image's next version with one conditional UPDATE: a stale or double submit loses."""
     updated = (
         Image.objects.filter(pk=image.pk, version=version)
@@ -218,12 +219,14 @@ def _take_version(*, image, reviewer, version, no_objects, now):
         .update(
             version=F("version") + 1, status=Image.Status.REVIEWED, no_objects=no_objects,
             reviewed_by=reviewer, reviewed_at=now, leased_by=None, lease_expires_at=None,
+            # The owner's list filters on the newest review's "changed" (Image.changed).
+            changed=changed,
         )
     )
     if not updated:
         current = Image.objects.filter(pk=image.pk).values_list("version", flat=True).first()
         raise StaleReview() if current != version else LeaseLost()
     image.version = version + 1
-    image.status, image.no_objects = Image.Status.REVIEWED, no_objects
+    image.status, image.no_objects, image.changed = Image.Status.REVIEWED, no_objects, changed
     image.reviewed_by, image.reviewed_at = reviewer, now
     image.leased_by, image.lease_expires_at = None, None

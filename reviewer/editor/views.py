@@ -196,8 +196,6 @@ def submit(request, image_id):
         return _error(409, "stale", error.message)
     except LeaseLost as error:
         return _error(409, "lease_lost", error.message)
-    if was_pending:
-        queue.count_reviewed(iteration=image.iteration)
     body = {"saved": {"image": image.pk, "version": image.version, "review": review.pk}}
     body.update(_next_response(request, image.iteration, following, now, open_elsewhere))
     if following is None and not was_pending:

@@ -4,18 +4,19 @@ import statistics
 from datetime import datetime, time
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user
-from projects.models import Image
-from reviewer.models import Box, Review
+from projects.models import counts_of
+from reviewer.models import Review
 from reviewer.worklists.forms import ImageFilterForm, QueueOrderForm
+from reviewer.worklists.pages import IMAGES_PER_PAGE, filtered_images, page_of
 
-IMAGES_PER_PAGE = 50
+# Old numbered links (?page=N, from before the list paged by cursor) still open their page up to
+# this one: an OFFSET reads every row it skips, so a bound keeps their cost flat too.
+MAX_PAGE_NUMBER = 20
 
 
 @require_GET
@@ -43,34 +44,28 @@ def my_work(request):
 def image_list(request, slug, name):
     iteration = get_iteration_for_user(request.user, slug, name, owner=True)
     form = ImageFilterForm(request.GET or None, project=iteration.project)
-    images = _filtered_images(iteration, form.cleaned_data if form.is_valid() else {})
-    page = Paginator(images, IMAGES_PER_PAGE).get_page(form.cleaned_data.get("page") if form.is_bound and
-                                                       form.is_valid() else 1)
+    valid = form.is_bound and form.is_valid()
+    filters = form.cleaned_data if valid else {}
     query = request.GET.copy()
-    query.pop("page", None)
+    for field in ImageFilterForm.PAGING:
+        query.pop(field, None)
+    page_number = filters.get("page") or 1
+    if page_number > MAX_PAGE_NUMBER:
+        messages.info(request, "The image list now pages with Next and Previous: here is its first page.")
+        return redirect(f"{request.path}?{query.urlencode()}" if query else request.path)
+    images = filtered_images(iteration, filters)
+    after, before = filters.get("after"), filters.get("before")
+    if after or before:
+        page = page_of(images, after=after, before=None if after else before)
+    else:
+        page = page_of(images, offset=(page_number - 1) * IMAGES_PER_PAGE)
+    total = None
+    if not valid or form.counts_every_match():
+        counts = counts_of(iteration)
+        total = counts[filters["status"]] if filters.get("status") else counts["total"]
     context = {"iteration": iteration, "project": iteration.project, "form": form, "page": page,
-               "query": query.urlencode()}
+               "total": total, "query": query.urlencode()}
     return render(request, "reviewer/image_list.html", context)
-
-
-def _filtered_images(iteration, filters):
-    latest = Review.objects.filter(image=OuterRef("pk")).order_by("-submitted_at", "-id")
-    images = (
-        Image.objects.filter(iteration=iteration)
-        .select_related("reviewed_by")
-        .annotate(box_count=Count("boxes"), changed=Subquery(latest.values("changed")[:1]))
-        .order_by("position", "id")
-    )
-    if filters.get("status"):
-        images = images.filter(status=filters["status"])
-    if filters.get("label"):
-        # Exists, not a join: the box count annotated above must stay the image's whole count.
-        images = images.filter(Exists(Box.objects.filter(image=OuterRef("pk"), label=filters["label"])))
-    if filters.get("reviewer"):
-        images = images.filter(reviewed_by=filters["reviewer"])
-    if filters.get("changed"):
-        images = images.filter(changed=True)
-    return images
 
 
 @require_POST

@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from projects.models import Image
 from tests.factories import make_image, make_iteration, make_model_version, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -228,8 +229,6 @@ def test_image_file_redirects_to_a_presigned_url_for_s3_images(client, reviewer,
 
 
 def test_project_and_iteration_pages_show_counts(client, reviewer):
-    from projects.models import Image
-
     project = make_project("logos", reviewer=reviewer, name="Logos")
     iteration = make_iteration(project, "v1", shown_model=make_model_version(project, "rk-7"))
     make_image(iteration, status=Image.Status.REVIEWED)
@@ -243,7 +242,7 @@ def test_project_and_iteration_pages_show_counts(client, reviewer):
     assert "<th>Model shown</th>" in html
     assert "<td>rk-7</td>" in html and "<td>none</td>" in html
     page = client.get(reverse("projects:iteration", args=["logos", "v1"]))
-    assert page.context["counts"] == {"total": 2, "reviewed": 1, "empty": 0}
+    assert page.context["counts"] == {"total": 2, "pending": 1, "reviewed": 1, "empty": 0}
     assert b"2 images \xc2\xb7 1 reviewed" in page.content
 
 
@@ -308,3 +307,27 @@ def test_uploaded_images_kept_in_s3_storage_are_served_by_redirect(client, revie
     assert response["Location"].startswith(
         "https://loupe-files.s3.amazonaws.com/loupe/images/logos/v1/a.jpg?")
     assert "X-Amz-Expires=900" in response["Location"]
+
+
+# Session, user, access, the counters (one query at any size), the panels' runs, models and exports.
+ITERATION_PAGE_QUERIES = 16
+
+
+@pytest.mark.parametrize("size", [3, 60])
+def test_iteration_page_reads_its_counts_in_the_same_queries_at_any_size(client, owner, size,
+                                                                        django_assert_num_queries):
+    iteration = make_iteration(make_project("sized", owner=owner), "v1")
+    Image.objects.bulk_create(
+        [Image(iteration=iteration, source=f"s3://b/{n}.jpg", name=f"{n}.jpg", width=8, height=8, position=n,
+               status=Image.Status.REVIEWED if n % 3 == 0 else Image.Status.PENDING, no_objects=n % 3 == 0)
+         for n in range(size)])
+    client.force_login(owner)
+    url = reverse("projects:iteration", args=["sized", "v1"])
+    client.get(url)  # the throttled reconcile of runs ran once; the measured load is a steady one
+    with django_assert_num_queries(ITERATION_PAGE_QUERIES):
+        response = client.get(url)
+    reviewed = len(range(0, size, 3))
+    assert response.context["counts"] == {"total": size, "pending": size - reviewed, "reviewed": reviewed,
+                                          "empty": reviewed}
+    assert (f'<p class="counts">{size} images · {reviewed} reviewed ({reviewed} verified empty)</p>'
+            in response.content.decode())

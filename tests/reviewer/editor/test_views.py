@@ -11,7 +11,6 @@ from reviewer.models import Box, Review
 from reviewer.queue import claim_next
 from tests.factories import (
     label,
-    make_box,
     make_image,
     make_iteration,
     make_model_version,
@@ -347,49 +346,6 @@ def test_my_work_counts_todays_images_and_the_median_time(client, reviewer, iter
     assert '<strong data-testid="images-today">3</strong>images reviewed' in html
     assert '<strong data-testid="median-seconds">7.0 s</strong>median per image' in html
     assert [r.image.name for r in response.context["reviews"]] == ["2.jpg", "1.jpg", "0.jpg"]
-
-
-def test_owner_image_list_filters_and_paginates(client, owner, reviewer, iteration, project, model):
-    kept, changed, pending = (make_image(iteration, name=n) for n in ("kept.jpg", "changed.jpg", "p.jpg"))
-    aws = label(project, "aws-logo")
-    accepted = make_proposal(kept, "aws-logo", (10, 20, 50, 30), model_version=model)
-    make_proposal(changed, "aws-logo", (10, 20, 50, 30), model_version=model)
-    submit_review(image=kept, reviewer=reviewer, version=0,
-                  boxes=[BoxInput(aws.pk, 10, 20, 50, 30, accepted.pk)])
-    submit_review(image=changed, reviewer=owner, version=0,
-                  boxes=[BoxInput(label(project, "smile-logo").pk, 1, 1, 20, 20)])
-    client.force_login(owner)
-    url = reverse("reviewer:images", args=["logos", "v2"])
-
-    def names(**query):
-        return [image.name for image in client.get(url, query).context["page"]]
-
-    assert names() == ["kept.jpg", "changed.jpg", "p.jpg"]
-    assert names(status="pending") == ["p.jpg"]
-    assert names(label=aws.pk) == ["kept.jpg"]
-    make_box(kept, "smile-logo", (100, 10, 20, 20))
-    assert [(i.name, i.box_count) for i in client.get(url, {"label": aws.pk}).context["page"]] == [
-        ("kept.jpg", 2)]
-    assert names(reviewer=reviewer.pk) == ["kept.jpg"]
-    assert names(changed="on") == ["changed.jpg"]
-    for n in range(50):
-        make_image(iteration, name=f"extra{n:02d}.jpg")
-    assert names(page=2) == ["extra47.jpg", "extra48.jpg", "extra49.jpg"]
-    html = client.get(url, {"status": "pending", "page": 1}).content.decode()
-    assert '<a href="?status=pending&amp;page=2">Next →</a>' in html
-
-
-@pytest.mark.parametrize("count", [3, 40])
-def test_owner_image_list_query_count_does_not_grow_with_the_page(client, owner, reviewer, iteration,
-                                                                 count, django_assert_num_queries):
-    for n in range(count):
-        image = make_image(iteration, name=f"{n}.jpg")
-        if n % 2:
-            submit_review(image=image, reviewer=reviewer, version=0, boxes=[], no_objects=True)
-    client.force_login(owner)
-    with django_assert_num_queries(9):
-        response = client.get(reverse("reviewer:images", args=["logos", "v2"]), {"status": "reviewed"})
-    assert len(response.context["page"]) == count // 2
 
 
 def test_started_at_that_is_not_a_string_is_a_400_not_a_500(client, leased):
