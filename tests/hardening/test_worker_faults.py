@@ -1,0 +1,170 @@
+"""Issue 15, item 10: a worker SIGKILLed mid-run loses nothing and duplicates nothing.
+
+Real processes on a scratch database (SQLite file or a PostgreSQL database beside the test one,
+whichever the suite runs on): a `db_worker` killed in the middle of a proposal run, the run
+reconciled and started again, must end with exactly what one clean run stores; an export killed
+while writing must leave no manifest or a complete one, never a truncated one. The processes are
+in tests/hardening/fault_process.py.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.hardening.fault_process import expected_detections
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = 150
+TIMEOUT = 60
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """(run a fault_process command, run one SQL query) on a fresh database."""
+    default = settings.DATABASES["default"]
+    if default["ENGINE"].endswith("postgresql"):
+        import psycopg
+
+        server = {"host": default["HOST"] or "localhost", "port": default["PORT"] or 5432,
+                  "user": default["USER"], "password": default["PASSWORD"]}
+        name = f"loupe_faults_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgres://{server['user']}:{server['password']}@{server['host']}:{server['port']}/{name}"
+
+        def query(sql):
+            with psycopg.connect(dbname=name, **server) as connection:
+                return connection.execute(sql).fetchall()
+    else:
+        path = tmp_path / "faults.sqlite3"
+        url, name = f"sqlite:///{path}", None
+
+        def query(sql):
+            with sqlite3.connect(path) as connection:
+                return connection.execute(sql).fetchall()
+
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.hardening.fault_settings",
+           "LOUPE_VAR_DIR": str(tmp_path / "var")}
+    started = []
+
+    def start(*arguments):
+        process = subprocess.Popen([sys.executable, "-m", "tests.hardening.fault_process", *arguments],
+                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        started.append(process)
+        return process
+
+    def run(*arguments):
+        process = start(*arguments)
+        out, err = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0, err
+        return out
+
+    try:
+        yield run, start, query
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if name:
+            with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_until(condition, what, process):
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert process.poll() is None, f"the process ended before {what}: {process.communicate()[1]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def kill(process):
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=TIMEOUT)
+
+
+def one_clean_run():
+    return Counter((position, label, box, confidence) for position in range(IMAGES)
+                   for label, box, confidence in expected_detections(position))
+
+
+def stored_proposals(query):
+    rows = query(
+        "SELECT i.position, l.name, p.left, p.top, p.width, p.height, p.confidence "
+        "FROM projects_proposal p JOIN projects_image i ON i.id = p.image_id "
+        "JOIN projects_labelclass l ON l.id = p.label_id")
+    return Counter((position, label, (left, top, width, height), confidence)
+                   for position, label, left, top, width, height, confidence in rows)
+
+
+def run_states(query, table):
+    return [status for (status,) in query(f"SELECT status FROM {table} ORDER BY id")]
+
+
+def test_a_proposal_run_killed_mid_run_ends_as_one_clean_run(scratch):
+    run, start, query = scratch
+    run("setup", str(IMAGES))
+    run("propose")
+    outcomes = lambda: query("SELECT count(*) FROM projects_proposaloutcome")[0][0]  # noqa: E731
+
+    worker = start("worker")
+    wait_until(lambda: outcomes() >= 10, "the worker to store its first outcomes", worker)
+    kill(worker)
+    done_when_killed = outcomes()
+    assert 10 <= done_when_killed < IMAGES, "the kill must land mid-run: make the stand-in model slower"
+    assert run_states(query, "projects_proposalrun") == ["running"]
+
+    run("reconcile")
+    assert run_states(query, "projects_proposalrun") == ["failed"]
+    run("propose")
+    run("worker")
+
+    assert run_states(query, "projects_proposalrun") == ["failed", "succeeded"]
+    assert query("SELECT count(*), count(DISTINCT image_id), sum(CASE WHEN ok THEN 1 ELSE 0 END) "
+                 "FROM projects_proposaloutcome")[0] == (IMAGES, IMAGES, IMAGES)
+    assert stored_proposals(query) == one_clean_run()
+    # The second run proposed only on what the first had not finished.
+    assert query("SELECT r.done FROM projects_proposalrun r ORDER BY id")[1] == (IMAGES,)
+    assert query("SELECT count(*) FROM projects_proposaloutcome o JOIN projects_proposalrun r "
+                 "ON r.id = o.run_id WHERE r.status = 'succeeded'")[0] == (IMAGES - done_when_killed,)
+
+
+def manifest_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_an_export_killed_mid_write_leaves_no_truncated_manifest(scratch, tmp_path):
+    run, start, query = scratch
+    run("setup", str(IMAGES), "--proposed")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    output = folder / "faults.manifest"
+
+    export = start("export", str(output))
+    written = lambda: sum(path.stat().st_size for path in folder.glob(".loupe-*.part"))  # noqa: E731
+    wait_until(lambda: written() > 0, "the export to start writing", export)
+    kill(export)
+    assert not output.exists()
+    assert run_states(query, "projects_export") == ["running"]
+
+    run("reconcile")
+    assert run_states(query, "projects_export") == ["failed"]
+    run("export", str(output))
+    assert run_states(query, "projects_export") == ["failed", "succeeded"]
+    lines = manifest_lines(output)
+    with_boxes = [position for position in range(IMAGES) if expected_detections(position)]
+    assert [line["source-ref"] for line in lines] == [
+        f"s3://faults/v1/img-{position:05d}.jpg" for position in with_boxes]
+    assert query("SELECT lines FROM projects_export ORDER BY id")[1] == (len(with_boxes),)
