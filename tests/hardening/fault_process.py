@@ -8,6 +8,10 @@ the scratch database named by DATABASE_URL:
     python -m tests.hardening.fault_process worker          a real `db_worker --batch`, the model slow
     python -m tests.hardening.fault_process reconcile       `reconcile_runs --stale-after 0`
     python -m tests.hardening.fault_process export FILE     `export_manifest`, writing slowly
+    python -m tests.hardening.fault_process publish         queue a publish to S3, split train/test
+
+S3 is a folder (FAULT_BUCKET_DIR/<bucket>/<key>) in the worker: an upload appears whole, as S3's
+do, after SECONDS_PER_UPLOAD.
 
 The model is a stand-in with a fixed answer per image (expected_detections) that takes a while per
 image, so a kill lands mid-run; everything else is the product's own code.
@@ -20,6 +24,7 @@ import time
 PROJECT, ITERATION, MODEL = "faults", "v1", "m1"
 SECONDS_PER_IMAGE = 0.03
 SECONDS_PER_LINE = 0.01
+SECONDS_PER_UPLOAD = 1.5
 
 
 def expected_detections(position):
@@ -76,12 +81,44 @@ def propose():
     print(run.pk)
 
 
+def folder_s3():
+    """projects.aws.s3's upload, delete and owner calls on a local folder."""
+    from pathlib import Path
+
+    from projects.aws import s3
+
+    root = Path(os.environ["FAULT_BUCKET_DIR"])
+
+    def upload_fileobj(fileobj, bucket, key, **options):
+        time.sleep(SECONDS_PER_UPLOAD)
+        target = root / bucket / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = root / f".upload-{os.getpid()}"
+        partial.write_bytes(fileobj.read())
+        os.replace(partial, target)
+
+    s3.upload_fileobj = upload_fileobj
+    s3.delete_object = lambda bucket, key, **options: (root / bucket / key).unlink(missing_ok=True)
+    s3.bucket_owner = lambda bucket, **options: ""
+
+
+def publish():
+    from projects.manifests.tasks import start_publish
+    from projects.models import Iteration
+
+    iteration = Iteration.objects.select_related("project").get(project__slug=PROJECT, name=ITERATION)
+    iteration.project.output_location = "s3://out/manifests/"
+    iteration.project.save(update_fields=["output_location"])
+    print(start_publish(iteration=iteration, include_unreviewed=True, test_fraction=0.2).pk)
+
+
 def worker():
     from django.core.management import call_command
 
     from projects.proposals import runs
 
     runs.backend_for = lambda model_version: SlowModel()
+    folder_s3()
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--interval", "0", verbosity=0)
 
 
@@ -125,6 +162,8 @@ def main(argv):
         call_command("reconcile_runs", "--stale-after", "0")
     elif command == "export":
         export(arguments[0])
+    elif command == "publish":
+        publish()
     else:
         raise SystemExit(f"unknown command {command!r}")
 

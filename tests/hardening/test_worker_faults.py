@@ -54,7 +54,7 @@ def scratch(tmp_path):
                 return connection.execute(sql).fetchall()
 
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.hardening.fault_settings",
-           "LOUPE_VAR_DIR": str(tmp_path / "var")}
+           "LOUPE_VAR_DIR": str(tmp_path / "var"), "FAULT_BUCKET_DIR": str(tmp_path / "s3")}
     started = []
 
     def start(*arguments):
@@ -168,3 +168,33 @@ def test_an_export_killed_mid_write_leaves_no_truncated_manifest(scratch, tmp_pa
     assert [line["source-ref"] for line in lines] == [
         f"s3://faults/v1/img-{position:05d}.jpg" for position in with_boxes]
     assert query("SELECT lines FROM projects_export ORDER BY id")[1] == (len(with_boxes),)
+
+
+def test_a_publish_killed_between_its_files_leaves_none_once_published_again(scratch, tmp_path):
+    """A split publish uploads -train then -test: a worker killed in between has put one half in S3.
+    The next publish of the iteration deletes it, so S3 never keeps half of an export."""
+    run, start, query = scratch
+    run("setup", str(IMAGES), "--proposed")
+    run("publish")
+    bucket = tmp_path / "s3" / "out"
+    objects = lambda: sorted(path.name for path in bucket.rglob("*.manifest"))  # noqa: E731
+
+    worker = start("worker")
+    wait_until(lambda: objects(), "the first half of the publish to reach S3", worker)
+    kill(worker)
+    [half] = objects()
+    assert half.endswith("-train.manifest")
+    assert all(manifest_lines(path) for path in bucket.rglob("*.manifest"))
+
+    run("reconcile")
+    assert run_states(query, "projects_export") == ["failed"]
+    run("publish")
+    run("worker")
+    assert run_states(query, "projects_export") == ["failed", "succeeded"]
+    [(report,)] = query("SELECT report FROM projects_export WHERE status = 'succeeded'")
+    files = (json.loads(report) if isinstance(report, str) else report)["files"]
+    assert objects() == sorted(file["uri"].rsplit("/", 1)[1] for file in files)
+    lines = {file["role"]: manifest_lines(bucket / file["uri"].split("/out/", 1)[1]) for file in files}
+    assert [len(lines["train"]), len(lines["test"])] == [file["lines"] for file in files]
+    with_boxes = [position for position in range(IMAGES) if expected_detections(position)]
+    assert len(lines["train"]) + len(lines["test"]) == len(with_boxes)
