@@ -1,8 +1,9 @@
 """The processes tests/hardening/test_worker_faults.py starts and SIGKILLs, each its own Django on
 the scratch database named by DATABASE_URL:
 
+    python -m tests.hardening.fault_process migrate
     python -m tests.hardening.fault_process setup IMAGES [--proposed]
-                                                            migrate; a project, its images, a model
+                                                            a project, its images, a model
                                                             (--proposed: with its answers stored)
     python -m tests.hardening.fault_process propose         queue a proposal run (as the page does)
     python -m tests.hardening.fault_process worker          a real `db_worker --batch`, the model slow
@@ -24,7 +25,7 @@ import time
 PROJECT, ITERATION, MODEL = "faults", "v1", "m1"
 SECONDS_PER_IMAGE = 0.03
 SECONDS_PER_LINE = 0.01
-SECONDS_PER_UPLOAD = 1.5
+SECONDS_PER_UPLOAD = 1.0
 
 
 def expected_detections(position):
@@ -46,9 +47,6 @@ class SlowModel:
 
 
 def setup(images, proposed=False):
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     from projects.models import Image, Iteration, LabelClass, ModelVersion, Project
 
     project = Project.objects.create(slug=PROJECT, name="Faults")
@@ -63,10 +61,13 @@ def setup(images, proposed=False):
     model = ModelVersion.objects.create(project=project, name=MODEL, kind=ModelVersion.Kind.REKOGNITION,
                                         status=ModelVersion.Status.READY)
     if proposed:
+        from django.db import transaction
+
         from projects.proposals.runs import store_detections
 
-        for image in iteration.images.order_by("position"):
-            store_detections(image=image, model_version=model, detections=SlowModel().answer(image))
+        with transaction.atomic():
+            for image in iteration.images.order_by("position"):
+                store_detections(image=image, model_version=model, detections=SlowModel().answer(image))
         iteration.shown_model = model
         iteration.save(update_fields=["shown_model"])
 
@@ -150,7 +151,11 @@ def main(argv):
 
     django.setup()
     command, *arguments = argv
-    if command == "setup":
+    if command == "migrate":
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+    elif command == "setup":
         setup(int(arguments[0]), proposed="--proposed" in arguments)
     elif command == "propose":
         propose()

@@ -9,6 +9,7 @@ in tests/hardening/fault_process.py.
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,33 +29,76 @@ IMAGES = 150
 TIMEOUT = 60
 
 
-@pytest.fixture
-def scratch(tmp_path):
-    """(run a fault_process command, run one SQL query) on a fresh database."""
-    default = settings.DATABASES["default"]
-    if default["ENGINE"].endswith("postgresql"):
+class Server:
+    """The database server the suite runs on: scratch databases are made there, from a template
+    migrated once per module (migrating takes longer than any of these tests)."""
+
+    def __init__(self, folder):
+        default = settings.DATABASES["default"]
+        self.folder = folder
+        self.postgres = default["ENGINE"].endswith("postgresql")
+        if self.postgres:
+            self.server = {"host": default["HOST"] or "localhost", "port": default["PORT"] or 5432,
+                           "user": default["USER"], "password": default["PASSWORD"]}
+
+    def url(self, name):
+        if not self.postgres:
+            return f"sqlite:///{self.folder / name}"
+        server = self.server
+        return f"postgres://{server['user']}:{server['password']}@{server['host']}:{server['port']}/{name}"
+
+    def admin(self, sql):
         import psycopg
 
-        server = {"host": default["HOST"] or "localhost", "port": default["PORT"] or 5432,
-                  "user": default["USER"], "password": default["PASSWORD"]}
-        name = f"loupe_faults_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgres://{server['user']}:{server['password']}@{server['host']}:{server['port']}/{name}"
+        with psycopg.connect(dbname="postgres", autocommit=True, **self.server) as connection:
+            connection.execute(sql)
 
-        def query(sql):
-            with psycopg.connect(dbname=name, **server) as connection:
+    def create(self, name, template=None):
+        if self.postgres:
+            self.admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        elif template:
+            shutil.copyfile(self.folder / template, self.folder / name)
+
+    def drop(self, name):
+        if self.postgres:
+            self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def query(self, name, sql):
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(dbname=name, **self.server) as connection:
                 return connection.execute(sql).fetchall()
-    else:
-        path = tmp_path / "faults.sqlite3"
-        url, name = f"sqlite:///{path}", None
+        with sqlite3.connect(self.folder / name) as connection:
+            return connection.execute(sql).fetchall()
 
-        def query(sql):
-            with sqlite3.connect(path) as connection:
-                return connection.execute(sql).fetchall()
 
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.hardening.fault_settings",
-           "LOUPE_VAR_DIR": str(tmp_path / "var"), "FAULT_BUCKET_DIR": str(tmp_path / "s3")}
+def environment(url, folder):
+    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.hardening.fault_settings",
+            "LOUPE_VAR_DIR": str(folder / "var"), "FAULT_BUCKET_DIR": str(folder / "s3")}
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """(Server, the name of a migrated database to copy)."""
+    server = Server(tmp_path_factory.mktemp("fault-databases"))
+    name = f"loupe_faults_{uuid.uuid4().hex[:8]}"
+    server.create(name)
+    try:
+        subprocess.run([sys.executable, "-m", "tests.hardening.fault_process", "migrate"], cwd=ROOT,
+                       env=environment(server.url(name), server.folder), check=True, timeout=TIMEOUT * 2)
+        yield server, name
+    finally:
+        server.drop(name)
+
+
+@pytest.fixture
+def scratch(migrated, tmp_path):
+    """(run a fault_process command, start one, run one SQL query) on a fresh migrated database."""
+    server, template = migrated
+    name = f"loupe_faults_{uuid.uuid4().hex[:8]}"
+    server.create(name, template=template)
+    env = environment(server.url(name), tmp_path)
     started = []
 
     def start(*arguments):
@@ -71,15 +115,13 @@ def scratch(tmp_path):
         return out
 
     try:
-        yield run, start, query
+        yield run, start, lambda sql: server.query(name, sql)
     finally:
         for process in started:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        if name:
-            with psycopg.connect(dbname="postgres", autocommit=True, **server) as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.drop(name)
 
 
 def wait_until(condition, what, process):
