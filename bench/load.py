@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from benchdb import insert, scratch_database, setup_django
-from server import serve
+from server import serve, server_cpu_seconds
 
 SLUG, ITERATION = "load", "v1"
 PASSWORD = "bench-load-password"
@@ -293,6 +293,7 @@ def main():
             for reviewer in reviewers:
                 reviewer.browser.login(reviewer.username)
             load_before = os.getloadavg()
+            cpu_before = server_cpu_seconds(base_url)
             began = time.monotonic()
             for reviewer in reviewers:
                 reviewer.deadline = began + args.seconds
@@ -301,11 +302,15 @@ def main():
                 reviewer.join()
             elapsed = time.monotonic() - began
             load_after = os.getloadavg()
+            cpu_after = server_cpu_seconds(base_url)
+        # What a review costs gunicorn in CPU, whatever else shares the cores (None off Linux).
+        server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         checks = check_database(reviewers)
-    report(args, engine, reviewers, elapsed, load_before, load_after, checks)
+    report(args, engine, reviewers, elapsed, (load_before, load_after), server_cpu, checks)
 
 
-def report(args, engine, reviewers, elapsed, load_before, load_after, checks):
+def report(args, engine, reviewers, elapsed, loads, server_cpu, checks):
+    load_before, load_after = loads
     steps = {step: percentiles([t for r in reviewers for t in r.times[step]]) for step in STEPS}
     cycle = percentiles([t for r in reviewers for t in r.cycles])
     errors = [(r.username, *error) for r in reviewers for error in r.errors]
@@ -324,6 +329,11 @@ def report(args, engine, reviewers, elapsed, load_before, load_after, checks):
         print(f"{names[step]:<28}{s['n']:>7}{fmt(s['p50'])}{fmt(s['p95'])}{fmt(s['p99'])}{fmt(s['max'])}")
     print(f"{'cycle (all four)':<28}{cycle['n']:>7}{fmt(cycle['p50'])}{fmt(cycle['p95'])}{fmt(cycle['p99'])}"
           f"{fmt(cycle['max'])}")
+    cpu_ms = round(server_cpu * 1000 / accepted, 1) if server_cpu is not None and accepted else None
+    if cpu_ms is not None:
+        print(f"\ngunicorn CPU {server_cpu:.1f} s in all: {cpu_ms} ms per review (its four requests), "
+              f"a ceiling of {1000 / cpu_ms * (os.cpu_count() or 1):.0f} reviews/s on {os.cpu_count()} idle "
+              "cores before the database's share")
     print(f"\nthroughput {throughput:.1f} reviews/s ({accepted} accepted); queue-empty answers "
           f"{sum(r.empty for r in reviewers)}; errors {len(errors)}")
     for error in errors[:20]:
@@ -337,6 +347,7 @@ def report(args, engine, reviewers, elapsed, load_before, load_after, checks):
         "bench": "load", "engine": engine, "reviewers": args.reviewers, "seconds": round(elapsed, 1),
         "workers": args.workers, "threads": args.threads, "think_ms": args.think_ms, "images": args.images,
         "throughput_reviews_per_s": round(throughput, 2), "accepted": accepted, "steps_ms": steps,
+        "server_cpu_ms_per_review": cpu_ms,
         "cycle_ms": cycle, "errors": len(errors), "error_list": errors[:50],
         "queue_empty": sum(r.empty for r in reviewers), "checks": checks,
         "loadavg_before": [round(x, 2) for x in load_before],
