@@ -4,10 +4,12 @@ Each one is written once to a temporary file, validated against Rekognition's ru
 written, and refused when it has errors; what leaves Loupe is that file, so it is exactly what was
 validated. Each is recorded as an Export row and is never half-written: files go to a temporary
 name and are renamed when complete; S3 objects already uploaded by a publish that then fails are
-deleted again.
+deleted again, and those of a publish whose worker was killed (its keys are recorded before the
+first upload) are deleted by the iteration's next publish.
 """
 
 import io
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from projects.manifests.checks import TEST, TRAIN, ManifestValidator, split_prob
 from projects.manifests.export import ManifestError, manifest_filename, validate_export, write_manifest
 from projects.manifests.split import SplitError, SplitPlanner, write_split
 from projects.models import Export, RunStatus
+
+logger = logging.getLogger("loupe.exports")
 
 
 class ManifestRefused(ManifestError):
@@ -232,6 +236,7 @@ def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, te
     region = project.region or None
     with _failing(export):
         location = output_location(project)
+        _remove_killed_uploads(iteration, region)
         with tempfile.TemporaryDirectory(prefix="loupe-publish-") as folder:
             parts, split = _write_checked(iteration=iteration, folder=folder, options=options,
                                           test_fraction=test_fraction, progress=_beating(export, progress))
@@ -255,26 +260,62 @@ def _check_bucket_owner(report, bucket, region):
             )
 
 
+# On an S3 Export's report while it uploads: the URIs it may have put in S3 (see _remove_killed_uploads).
+UPLOADING = "uploading"
+
+
+def _remove_killed_uploads(iteration, region):
+    """Delete what publishes of this iteration killed mid-upload put in S3 (half a split, say).
+
+    Only failed ones: reconcile has declared their worker dead, so nothing uploads there any more.
+    A publish that failed by itself deleted its objects already and kept no such record.
+    """
+    killed = Export.objects.filter(iteration=iteration, kind=Export.Kind.S3, status=RunStatus.FAILED,
+                                   report__has_key=UPLOADING)
+    for old in killed:
+        try:
+            for uri in old.report[UPLOADING]:
+                location = s3.parse_s3_uri(uri)
+                s3.delete_object(location.bucket, location.key, region=region)
+        except s3.S3Error as error:
+            # Not this publish's fault: it goes on, and the next one tries again.
+            logger.warning("could not delete what killed export #%s uploaded: %s", old.pk, error)
+            continue
+        _forget_uploads(old)
+
+
+def _forget_uploads(export):
+    export.report = {key: value for key, value in (export.report or {}).items() if key != UPLOADING}
+    Export.objects.filter(pk=export.pk).update(report=export.report)
+
+
 def _upload(parts, location, iteration, region, export):
     prefix = location.key if not location.key or location.key.endswith("/") else location.key + "/"
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     base = manifest_filename(iteration)[: -len(".manifest")]
+    # The Export id keeps two publishes of the same second from overwriting each other.
+    keys = [f"{prefix}{base}-{stamp}-export{export.pk}{part.suffix}.manifest" for part in parts]
+    # Recorded before the first byte leaves: a worker killed between two uploads leaves half an
+    # export in S3, which the next publish deletes.
+    export.report = {**(export.report or {}), UPLOADING: [f"s3://{location.bucket}/{key}" for key in keys]}
+    Export.objects.filter(pk=export.pk).update(report=export.report)
     done = []
     try:
-        for part in parts:
-            # The Export id keeps two publishes of the same second from overwriting each other.
-            key = f"{prefix}{base}-{stamp}-export{export.pk}{part.suffix}.manifest"
+        for part, key in zip(parts, keys, strict=True):
             with open(part.temp, "rb") as body:
                 s3.upload_fileobj(body, location.bucket, key, content_type="application/jsonlines",
                                   region=region)
             done.append(key)
             lifecycle.heartbeat(export)
     except s3.S3Error as error:
+        left = False
         for key in done:
             try:
                 s3.delete_object(location.bucket, key, region=region)
             except s3.S3Error:
-                pass
+                left = True
+        if not left:
+            _forget_uploads(export)
         raise ManifestError(f"publishing to s3://{location.bucket}/{prefix} failed: {error}") from None
     return [f"s3://{location.bucket}/{key}" for key in done]
 
