@@ -14,38 +14,30 @@ reviewed lines into another, then measures:
 
 gunicorn runs in production mode (DEBUG=0, collectstatic first: see bench/server.py) with one sync
 worker. Times are wall clock on the client, connect included. Prints a table with the 100k/10k
-growth ratios; the last line is one JSON object with all figures.
+growth ratios; the last line is one JSON object with all figures. (Not named http.py: a file of
+that name in bench/ would shadow the standard library's http package for every bench run from here.)
 
-    .venv/bin/python bench/http.py [--images 10000 100000] [--saves 300] [--pages 30]
-                                   [--database postgres://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/over_http.py [--images 10000 100000] [--saves 300] [--pages 30]
+                                       [--database postgres://postgres@127.0.0.1:5432/postgres]
 """
 
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
 import sys
-from pathlib import Path
+import tempfile
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
-# This file is bench/http.py: with its folder first on sys.path, the standard library's "http" (which
-# Django imports) would be this file. The standard one is imported first, the folder searched last.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH]
-import http.client  # noqa: E402
-
-sys.path.append(str(BENCH))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
-
-from benchdb import scratch_database, setup_django  # noqa: E402
-from imports import manifest_line, write_file  # noqa: E402
-from review import populate  # noqa: E402
-from server import serve  # noqa: E402
+from benchdb import scratch_database, setup_django
+from imports import manifest_line, write_file
+from review import populate
+from server import serve
 
 WARMUP = 5  # untimed requests first: imports and cold caches in the worker are not the steady state
 CSRF_TOKEN = "benchbenchbenchbenchbenchbench12"  # any 32 letters; sent as cookie and header
