@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from benchdb import scratch_database, setup_django
 from imports import manifest_line, write_file
 from review import populate
-from server import serve
+from server import serve, server_cpu_seconds
 
 WARMUP = 5  # untimed requests first: imports and cold caches in the worker are not the steady state
 CSRF_TOKEN = "benchbenchbenchbenchbenchbench12"  # any 32 letters; sent as cookie and header
@@ -69,6 +69,7 @@ class Browser:
     """One person's cookies; every request opens a new TCP connection, as the brief of this bench asks."""
 
     def __init__(self, base_url, session_key):
+        self.base_url = base_url
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname, parts.port
         self.cookie = f"sessionid={session_key}; csrftoken={CSRF_TOKEN}"
@@ -134,8 +135,10 @@ def review_saves(browser, iteration, labels, saves):
     image = Image.objects.select_related("iteration").get(pk=image_id)
     current = {"id": image.pk, "version": image.version, "items": editor_items(image),
                "submit_url": f"/review/images/{image.pk}/submit", "model_version": iteration.shown_model_id}
-    timings = []
+    timings, cpu_started = [], None
     for number in range(WARMUP + saves):
+        if number == WARMUP:
+            cpu_started = server_cpu_seconds(browser.base_url)
         boxes, empty = boxes_for(current["items"], labels, number)
         body = json.dumps({"version": current["version"], "no_objects": empty, "elapsed_ms": 2500,
                            "boxes": [] if empty else boxes, "model_version": current["model_version"]})
@@ -146,7 +149,13 @@ def review_saves(browser, iteration, labels, saves):
         if current is None:
             raise SystemExit(f"the queue ran out after {number + 1} saves: use more --images or fewer "
                              "--saves")
-    return timings
+    return timings, cpu_per_request(browser.base_url, cpu_started, saves)
+
+
+def cpu_per_request(base_url, started, requests):
+    """Server CPU milliseconds per request since `started` (a server_cpu_seconds reading)."""
+    now = server_cpu_seconds(base_url)
+    return None if now is None or started is None else round((now - started) * 1000 / requests, 2)
 
 
 def next_link(html):
@@ -178,11 +187,14 @@ def list_pages(browser, iteration, images, requests):
             deep = base + following if following.startswith("?") else following
             hops += 1
         how = f"the next link followed {hops} times"
-    timings = {}
+    timings, cpu = {}, {}
     for name, path in (("page 1", base), ("deep page", deep)):
-        runs = [browser.expect(200, "GET", path)[2] for _ in range(WARMUP + requests)]
-        timings[name] = runs[WARMUP:]
-    return timings, how
+        for _ in range(WARMUP):
+            browser.expect(200, "GET", path)
+        started = server_cpu_seconds(browser.base_url)
+        timings[name] = [browser.expect(200, "GET", path)[2] for _ in range(requests)]
+        cpu[name] = cpu_per_request(browser.base_url, started, requests)
+    return timings, cpu, how
 
 
 def checked_download(browser, iteration, lines):
@@ -258,19 +270,26 @@ def measure(size, args, url, var_dir):
     connection.close()  # the server writes now; this process only reads what it needs
     with serve(url, {"LOUPE_VAR_DIR": var_dir}) as base_url:
         reviewer, owner_browser = Browser(base_url, reviewer_key), Browser(base_url, owner_key)
-        saves = review_saves(reviewer, iteration, labels, args.saves)
-        pages, how = list_pages(owner_browser, iteration, size, args.pages)
+        saves, save_cpu = review_saves(reviewer, iteration, labels, args.saves)
+        pages, page_cpu, how = list_pages(owner_browser, iteration, size, args.pages)
         download = checked_download(reviewer, exported, size)
     return {
         "images": size, "setup_s": round(setup_s, 1),
-        "save": percentiles(saves),
-        "list_page_1": percentiles(pages["page 1"]), "list_deep_page": percentiles(pages["deep page"]),
+        "save": {**percentiles(saves), "server_cpu_ms": save_cpu},
+        "list_page_1": {**percentiles(pages["page 1"]), "server_cpu_ms": page_cpu["page 1"]},
+        "list_deep_page": {**percentiles(pages["deep page"]), "server_cpu_ms": page_cpu["deep page"]},
         "deep_page": how, **throughput, **download,
     }
 
 
 def ratio(large, small):
-    return round(large / small, 2) if small else None
+    return round(large / small, 2) if large is not None and small else None
+
+
+def cell(value):
+    if value is None:
+        return "n/a"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
 
 def report(vendor, rows, load_before, load_after):
@@ -286,10 +305,13 @@ def report(vendor, rows, load_before, load_after):
         ("review save p50 ms (new connection)", lambda r: r["save"]["p50"]),
         ("review save p95 ms", lambda r: r["save"]["p95"]),
         ("review save p99 ms", lambda r: r["save"]["p99"]),
+        ("review save server CPU ms per request", lambda r: r["save"]["server_cpu_ms"]),
         ("list page 1 p50 ms", lambda r: r["list_page_1"]["p50"]),
         ("list page 1 p95 ms", lambda r: r["list_page_1"]["p95"]),
+        ("list page 1 server CPU ms per request", lambda r: r["list_page_1"]["server_cpu_ms"]),
         ("list deep page p50 ms", lambda r: r["list_deep_page"]["p50"]),
         ("list deep page p95 ms", lambda r: r["list_deep_page"]["p95"]),
+        ("list deep page server CPU ms per request", lambda r: r["list_deep_page"]["server_cpu_ms"]),
         ("import lines/s (in-process)", lambda r: r["import_lines_per_s"]),
         ("export lines/s (in-process)", lambda r: r["export_lines_per_s"]),
         ("manifest check s (GET)", lambda r: r["check_s"]),
@@ -299,11 +321,10 @@ def report(vendor, rows, load_before, load_after):
     ratios = {}
     for name, read in figures:
         values = [read(row) for row in rows]
-        line = f"{name:<44}" + "".join(f"{value:>12,.2f}" if isinstance(value, float) else f"{value:>12,}"
-                                       for value in values)
+        line = f"{name:<44}" + "".join(f"{cell(value):>12}" for value in values)
         if len(rows) > 1:
             ratios[name] = ratio(values[-1], values[0])
-            line += f"{ratios[name]:>9.2f}"
+            line += f"{cell(ratios[name]):>9}"
         print(line)
     print(f"deep page: {', '.join(row['deep_page'] for row in rows)}; ratio: largest size over smallest")
     print(json.dumps({"database": vendor, "load_average_before": [round(x, 2) for x in load_before],

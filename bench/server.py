@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60
+# base URL -> gunicorn master's pid, while serve() runs (for server_cpu_seconds).
+RUNNING = {}
 
 
 def free_port():
@@ -81,10 +83,13 @@ def serve(database_url, environment=None, *, workers=1, threads=1):
              "--workers", str(workers), "--threads", str(threads), "--timeout", "300",
              "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(port, process, log_path)
-        yield f"http://127.0.0.1:{port}"
+        RUNNING[base_url] = process.pid
+        yield base_url
     finally:
+        RUNNING.pop(base_url, None)
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -92,3 +97,24 @@ def serve(database_url, environment=None, *, workers=1, threads=1):
             process.kill()
             process.wait()
         Path(log_path).unlink(missing_ok=True)
+
+
+def server_cpu_seconds(base_url):
+    """CPU seconds the server at base_url (gunicorn's master and workers) has used so far; None where
+    /proc cannot tell (not Linux). Differences of two readings are what requests cost the server,
+    whatever else shares the machine's cores."""
+    pid = RUNNING.get(base_url)
+    if pid is None:
+        return None
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ticks = sum(_cpu_ticks(p) for p in [pid, *map(int, children)])
+    except OSError:
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid):
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
