@@ -1,5 +1,7 @@
 import io
 import json
+import os
+import time
 
 import pytest
 from django.core.files.storage import default_storage
@@ -167,3 +169,17 @@ def test_a_get_download_writes_nothing_even_after_a_check(client, reviewer, iter
     assert client.get(url("manifest-download")).status_code == 405
     assert Export.objects.count() == 0
     assert len(passes) == 1
+
+
+def test_a_checked_file_older_than_its_limit_is_not_sent(client, reviewer, iteration, passes):
+    from projects.manifests.downloads import MAX_AGE
+
+    client.force_login(reviewer)
+    client.get(url("manifest-check"))
+    folder = f"manifests/checked/{iteration.pk}"
+    old = time.time() - MAX_AGE.total_seconds() - 60
+    for name in default_storage.listdir(folder)[1]:
+        os.utime(default_storage.path(f"{folder}/{name}"), (old, old))
+    body = b"".join(client.post(url("manifest-download")).streaming_content).decode()
+    assert len(passes) == 2
+    assert body == fresh_export(iteration)
