@@ -327,6 +327,7 @@ def report(vendor, rows, load_before, load_after):
             line += f"{cell(ratios[name]):>9}"
         print(line)
     print(f"deep page: {', '.join(row['deep_page'] for row in rows)}; ratio: largest size over smallest")
+    print("server CPU: gunicorn's processes only (SQLite's work is in them, a PostgreSQL server's is not)")
     print(json.dumps({"database": vendor, "load_average_before": [round(x, 2) for x in load_before],
                       "load_average_after": [round(x, 2) for x in load_after],
                       "server": "gunicorn 1 sync worker", "results": rows,
