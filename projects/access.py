@@ -32,9 +32,10 @@ def get_iteration_for_user(user, slug, name, *, owner=False):
 
 def get_image_for_user(user, image_id, *, related=()):
     """related: more relations a page needs, loaded in the same query."""
-    image = get_object_or_404(
-        Image.objects.select_related("iteration__project", *related), pk=image_id
+    # Membership is checked on the image's own project, in the same query: an id from another
+    # project 404s.
+    return get_object_or_404(
+        Image.objects.select_related("iteration__project", *related)
+        .filter(iteration__project__in=Project.objects.visible_to(user)),
+        pk=image_id,
     )
-    # Membership is checked on the image's own project so an id from another project 404s.
-    get_project_for_user(user, image.iteration.project.slug)
-    return image

@@ -20,7 +20,7 @@ from django.utils import timezone
 from projects import runs as lifecycle
 from projects.aws import s3
 from projects.manifests.checks import TEST, TRAIN, ManifestValidator, split_problems
-from projects.manifests.export import ManifestError, manifest_filename, validate_export, write_manifest
+from projects.manifests.export import ManifestError, manifest_filename, write_manifest
 from projects.manifests.split import SplitError, SplitPlanner, write_split
 from projects.models import Export, RunStatus
 
@@ -318,12 +318,6 @@ def _upload(parts, location, iteration, region, export):
             _forget_uploads(export)
         raise ManifestError(f"publishing to s3://{location.bucket}/{prefix} failed: {error}") from None
     return [f"s3://{location.bucket}/{key}" for key in done]
-
-
-def check_download(*, iteration, include_unreviewed=False, include_empty=True):
-    """The validation report of what a download would contain."""
-    return validate_export(iteration=iteration, include_unreviewed=include_unreviewed,
-                           include_empty=include_empty)
 
 
 def prepare_download(*, iteration, include_unreviewed=False, include_empty=True, user=None):

@@ -8,9 +8,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.access import get_iteration_for_user, role_in
 from projects.manifests.checks import ValidationReport
+from projects.manifests.downloads import check_download, download
 from projects.manifests.export import CONTENT_TYPE, ManifestError, manifest_filename
 from projects.manifests.forms import ManifestOptionsForm
-from projects.manifests.publish import ManifestRefused, check_download, prepare_download
+from projects.manifests.publish import ManifestRefused
 from projects.manifests.tasks import start_publish
 from projects.models import Membership, RunStatus
 from projects.runs import reconcile_soon
@@ -36,7 +37,10 @@ def _render_report(request, iteration, form, *, report=None, error="", status=20
 
 @require_GET
 def manifest_check(request, slug, name):
-    """The validation report of the export the options describe, shown before any download."""
+    """The validation report of the export the options describe, shown before any download.
+
+    The file it validated is kept, so the download that follows sends it without exporting again.
+    """
     iteration = get_iteration_for_user(request.user, slug, name)
     form = ManifestOptionsForm(request.GET)
     if not form.is_valid():
@@ -53,15 +57,15 @@ def manifest_download(request, slug, name):
     """Send the checked manifest as a file; a manifest Rekognition would refuse is not sent.
 
     A POST: a download is recorded as an Export, and a GET (a prefetch, a crawler, a reload of
-    a link) must not write. The file sent is the one validated: written once to a temporary file,
-    which the response closes (and so deletes) when it is done.
+    a link) must not write. The file sent is the one validated: the file the check kept, when the
+    iteration has not changed since, or else one written now; the response streams it and closes it.
     """
     iteration = get_iteration_for_user(request.user, slug, name)
     form = ManifestOptionsForm(request.POST)
     if not form.is_valid():
         return _render_report(request, iteration, form, status=400)
     try:
-        _export, file = prepare_download(iteration=iteration, user=request.user, **form.export_options())
+        _export, file = download(iteration=iteration, user=request.user, **form.export_options())
     except ManifestRefused as error:
         return _render_report(request, iteration, form, report=error.report, error=str(error), status=409)
     except ManifestError as error:

@@ -113,17 +113,17 @@ def test_the_file_downloaded_is_the_one_validated(client, reviewer, iteration, m
 
 def test_a_download_is_recorded_when_its_file_is_complete_and_the_file_goes_with_the_response(
         client, reviewer, iteration, monkeypatch):
-    from projects.manifests import publish as manifest_publish
+    from projects.manifests import downloads
     from projects.manifests import views as manifest_views
 
     files = []
 
     def prepare(**options):
-        export, file = manifest_publish.prepare_download(**options)
+        export, file = downloads.download(**options)
         files.append(file)
         return export, file
 
-    monkeypatch.setattr(manifest_views, "prepare_download", prepare, raising=False)
+    monkeypatch.setattr(manifest_views, "download", prepare)
     client.force_login(reviewer)
     response = client.post(url("manifest-download"))
     # Nothing has been sent yet, and the Export is already final: no "running" row if nobody reads.

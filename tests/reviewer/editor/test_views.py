@@ -428,11 +428,11 @@ def test_heartbeat_renews_a_just_expired_lease_nobody_took(client, leased, revie
     assert leased.leased_by_id == reviewer.pk
 
 
-# Session, user, the image with its iteration, project, model, lease holder and reviewer in one query,
-# membership check, items (boxes, proposals), progress, labels. Read-only: no prefetch hint.
-HELD_IMAGE_PAGE_QUERIES = 8
+# Session, user, the image with its iteration, project, model, lease holder and reviewer and its
+# membership check in one query, items (boxes, proposals), progress, labels. Read-only: no prefetch hint.
+HELD_IMAGE_PAGE_QUERIES = 7
 # The same, plus the owner's role to offer a correction (one query, in projects.access.role_in).
-REVIEWED_IMAGE_PAGE_QUERIES = 9
+REVIEWED_IMAGE_PAGE_QUERIES = 8
 
 
 def test_read_only_page_names_the_holder_without_extra_queries(client, image, proposal, iteration, owner,
