@@ -35,6 +35,7 @@ from projects.manifests.lines import (
     LineError,
     detection_attributes,
     failures,
+    may_carry_rcl_keys,
     metadata_type,
     parse_detection_attribute,
     parse_line,
@@ -103,7 +104,7 @@ class _Importer:
         if obj is None:
             return None
         # Lines Rekognition hands back carry errors and warnings at every level.
-        obj, flagged = strip_rcl_keys(obj)
+        obj, flagged = strip_rcl_keys(obj) if may_carry_rcl_keys(text) else (obj, ())
         source = obj.get("source-ref")
         if not isinstance(source, str) or not source:
             raise LineError("no source-ref: Loupe imports images by their address")
@@ -368,7 +369,7 @@ class _Importer:
     def _framed(self, number, image, attribute):
         """(label, box clipped to the frame, confidence 0..1) for each box that is in the image."""
         for index, (name, *geometry, confidence) in enumerate(attribute.boxes):
-            frame = _inside(geometry, image.width, image.height)
+            frame = _inside(tuple(geometry), image.width, image.height)
             if frame is None:
                 self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
                 continue
@@ -451,7 +452,13 @@ def _same_truth(image, rows, created, known=None):
 
 
 def _inside(geometry, frame_width, frame_height):
-    """(left, top, width, height) clipped to the frame as floats, or None if nothing is left."""
+    """(left, top, width, height) clipped to the frame, or None if nothing is left."""
+    left, top, width, height = geometry
+    if 0 <= left and 0 <= top and 0 < width and 0 < height and left + width <= frame_width \
+            and top + height <= frame_height:
+        # Wholly inside: clipping would give the same whole pixels back (a manifest's boxes are
+        # whole pixels, so there is no float rounding in left + width - left).
+        return geometry
     part = clip_to_frame(Rect(*geometry), frame_width, frame_height)
     return None if part is None else tuple(part)
 
