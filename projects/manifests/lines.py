@@ -78,6 +78,10 @@ def _refuse_constant(name):
     raise LineError(f"not JSON ({name} is not a number)")
 
 
+# One decoder for every line (json.loads with an option builds one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def parse_line(raw):
     """A parsed line (dict), None for a blank line, or LineError (bytes must be UTF-8).
 
@@ -94,7 +98,7 @@ def parse_line(raw):
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
+        data = _DECODER.decode(raw)
     except ValueError as error:
         raise LineError(f"not JSON ({error})") from None
     except RecursionError:
