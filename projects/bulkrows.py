@@ -8,6 +8,8 @@ row; triggers fire on COPY as on INSERT), one executemany on SQLite. It returns 
 read them back by a unique key. Imports nothing from the app.
 """
 
+import time
+
 from django.db import connection
 from django.db.models import DateTimeField
 
@@ -36,8 +38,11 @@ def insert_rows(model, fields, rows):
     columns = ", ".join(quote(field.column) for field in [*given, *rest])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # psycopg dumps datetimes itself, and COPY takes the defaults as given.
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            sql = f"COPY {table} ({columns}) FROM STDIN"
+            started = time.monotonic()
+            # psycopg dumps datetimes itself, and COPY takes the defaults as given. Errors are
+            # Django's (IntegrityError...), as through its cursor.
+            with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
                 write = copy.write_row
                 if defaults:
                     for row in rows:
@@ -45,6 +50,10 @@ def insert_rows(model, fields, rows):
                 else:
                     for row in rows:
                         write(row)
+            if connection.queries_logged:
+                # COPY bypasses Django's cursor wrapper: logged here, so query counts still see it.
+                connection.queries_log.append(
+                    {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"})
             return
         defaults = tuple(_adapt(field)(default) for field, default in zip(rest, defaults, strict=True))
         sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * (len(given) + len(rest)))})"
