@@ -12,12 +12,14 @@ Each is run --repeat times into fresh iterations (median reported). The last lin
 JSON object with all the figures.
 
     .venv/bin/python bench/imports.py [--lines 250000] [--again 20000] [--repeat 1]
+                                      [--only truth|again|predictions|machine ...]
                                       [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 """
 
 import argparse
 import itertools
 import json
+import os
 import resource
 import statistics
 import sys
@@ -28,6 +30,7 @@ from benchdb import scratch_database, setup_django
 
 BOXES = 5
 LABELS = ["aws-logo", "smile-logo", "other"]
+IMPORTS = ("truth", "again", "predictions", "machine")
 
 
 def parse_args():
@@ -36,9 +39,15 @@ def parse_args():
     parser.add_argument("--again", type=int, default=20_000,
                         help="lines of the idempotent re-import (default 20000)")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of each (default 1)")
-    parser.add_argument("--database-url", default="",
+    parser.add_argument("--database-url", "--database", default="",
                         help="a PostgreSQL server to create the throwaway database on")
-    return parser.parse_args()
+    parser.add_argument("--only", choices=list(IMPORTS), action="append",
+                        help="run only this import (repeatable; 'again' and 'predictions' need 'truth')")
+    args = parser.parse_args()
+    args.only = set(args.only or IMPORTS)
+    if args.only & {"again", "predictions"}:
+        args.only.add("truth")
+    return args
 
 
 def manifest_line(n, *, human):
@@ -76,15 +85,19 @@ def write_file(folder, name, count, make):
 def timed(function, *args, **kwargs):
     started, cpu_started = time.perf_counter(), time.process_time()
     result = function(*args, **kwargs)
-    return time.perf_counter() - started, time.process_time() - cpu_started, result
+    return time.perf_counter() - started, time.process_time() - cpu_started, result, os.getloadavg()[0]
 
 
 def row(name, lines, runs):
     seconds = statistics.median(run[0] for run in runs)
+    cpu = statistics.median(run[1] for run in runs)
+    # cpu: this process only; on PostgreSQL the server's work (constraint checks at commit) is
+    # in the wall clock, not here.
     return {"import": name, "lines": lines, "seconds_median": round(seconds, 2),
             "seconds_runs": [round(run[0], 2) for run in runs],
-            "cpu_seconds_median": round(statistics.median(run[1] for run in runs), 2),
-            "lines_per_second": round(lines / seconds)}
+            "cpu_seconds_median": round(cpu, 2), "cpu_us_per_line": round(cpu / lines * 1e6),
+            "lines_per_second": round(lines / seconds),
+            "load_after": [round(run[3], 2) for run in runs]}
 
 
 def run(args, database_url, backend):
@@ -110,6 +123,8 @@ def run(args, database_url, backend):
 
         runs, again, predicted, machine_runs = [], [], [], []
         for attempt in range(args.repeat):
+            if "truth" not in args.only:
+                break
             iteration = create_iteration(project=project, name=f"truth-{attempt}")
             result = timed(import_file, iteration, truth)
             report = result[2]
@@ -119,18 +134,21 @@ def run(args, database_url, backend):
             runs.append(result)
             print(f"manifest {attempt}: {result[0]:.1f}s", file=sys.stderr)
 
-            result = timed(import_file, iteration, truth, limit=args.again)
-            assert (result[2].imported, result[2].images_created) == (args.again, 0)
-            again.append(result)
+            if "again" in args.only:
+                result = timed(import_file, iteration, truth, limit=args.again)
+                assert (result[2].imported, result[2].images_created) == (args.again, 0)
+                again.append(result)
 
-            model = imported_model_version(project=project, name=f"batch-{attempt}")
-            with open(predictions, encoding="utf-8") as handle:
-                result = timed(import_predictions, iteration=iteration, model_version=model, lines=handle)
-            assert (result[2].images, result[2].problems) == (args.lines, []), result[2].summary()
-            assert ProposalOutcome.objects.filter(model_version=model).count() == args.lines
-            predicted.append(result)
-            print(f"predictions {attempt}: {result[0]:.1f}s", file=sys.stderr)
+            if "predictions" in args.only:
+                model = imported_model_version(project=project, name=f"batch-{attempt}")
+                with open(predictions, encoding="utf-8") as handle:
+                    result = timed(import_predictions, iteration=iteration, model_version=model, lines=handle)
+                assert (result[2].images, result[2].problems) == (args.lines, []), result[2].summary()
+                assert ProposalOutcome.objects.filter(model_version=model).count() == args.lines
+                predicted.append(result)
+                print(f"predictions {attempt}: {result[0]:.1f}s", file=sys.stderr)
 
+        for attempt in range(args.repeat if "machine" in args.only else 0):
             other = create_iteration(project=project, name=f"machine-{attempt}")
             result = timed(import_file, other, machine)
             assert result[2].imported == args.lines
@@ -139,20 +157,25 @@ def run(args, database_url, backend):
             machine_runs.append(result)
             print(f"machine manifest {attempt}: {result[0]:.1f}s", file=sys.stderr)
 
-    rows = [row("manifest, new images, human boxes", args.lines, runs),
-            row("manifest again (idempotent)", args.again, again),
-            row("predictions (CustomLabels)", args.lines, predicted),
-            row("manifest, new images, machine boxes", args.lines, machine_runs)]
+    measured = [("manifest, new images, human boxes", args.lines, runs),
+                ("manifest again (idempotent)", args.again, again),
+                ("predictions (CustomLabels)", args.lines, predicted),
+                ("manifest, new images, machine boxes", args.lines, machine_runs)]
+    rows = [row(name, lines, found) for name, lines, found in measured if found]
     print(f"Import benchmark ({backend}, {BOXES} boxes per line, median of {args.repeat} run(s))")
-    header = f"{'import':<38} {'lines':>8} {'seconds':>8} {'cpu s':>7} {'lines/s':>8}"
+    header = (f"{'import':<38} {'lines':>8} {'seconds':>8} {'cpu s':>7} {'cpu us/line':>11} "
+              f"{'lines/s':>8} {'load':>5}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['import']:<38} {r['lines']:>8} {r['seconds_median']:>8.2f} "
-              f"{r['cpu_seconds_median']:>7.2f} {r['lines_per_second']:>8}")
+              f"{r['cpu_seconds_median']:>7.2f} {r['cpu_us_per_line']:>11} {r['lines_per_second']:>8} "
+              f"{r['load_after'][-1]:>5.1f}")
     max_rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(f"seconds: wall clock of the import call, reading the file included; RSS {max_rss} MB")
-    print(json.dumps({"backend": backend, "boxes_per_line": BOXES, "max_rss_mb": max_rss, "results": rows}))
+    print(f"seconds: wall clock of the import call, reading the file included; cpu: this process only "
+          f"(not the database server); load: 1-minute load average after the import; RSS {max_rss} MB")
+    print(json.dumps({"backend": backend, "boxes_per_line": BOXES, "max_rss_mb": max_rss,
+                      "loadavg_end": [round(value, 2) for value in os.getloadavg()], "results": rows}))
 
 
 def main():

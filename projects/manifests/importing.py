@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from projects.bulkrows import insert_rows
+from projects.bulkrows import insert_rows, pairs_where_in
 from projects.detections import uncertainty_score
 from projects.geometry import Rect, clip_to_frame
 from projects.manifests.export import source_resolver, storage_prefix
@@ -35,6 +35,7 @@ from projects.manifests.lines import (
     LineError,
     detection_attributes,
     failures,
+    may_carry_rcl_keys,
     metadata_type,
     parse_detection_attribute,
     parse_line,
@@ -103,7 +104,7 @@ class _Importer:
         if obj is None:
             return None
         # Lines Rekognition hands back carry errors and warnings at every level.
-        obj, flagged = strip_rcl_keys(obj)
+        obj, flagged = strip_rcl_keys(obj) if may_carry_rcl_keys(text) else (obj, ())
         source = obj.get("source-ref")
         if not isinstance(source, str) or not source:
             raise LineError("no source-ref: Loupe imports images by their address")
@@ -164,10 +165,12 @@ class _Importer:
         keys = [key for found in candidates.values() for key in found]
         if len(set(keys)) != len(keys):
             raise _LineByLine()  # an image twice in the batch: its lines must be written in order
+        # Most lines of a big import are new images: find which exist without building the query
+        # of a thousand sources, then read the few that do.
+        ids = pairs_where_in(Image, "source", "id", keys, iteration=self.iteration.pk)
         existing = {
-            image.source: image
-            for image in Image.objects.filter(iteration=self.iteration, source__in=keys).order_by()
-        }
+            image.source: image for image in Image.objects.filter(pk__in=ids.values()).order_by()
+        } if ids else {}
         imported = []
         new = _NewRows(self.iteration)
         self.known = _KnownBoxes([image.pk for image in existing.values()])
@@ -193,7 +196,7 @@ class _Importer:
         status, no_objects, reviewed_at, version = Image.Status.PENDING, False, None, 0
         if truth is not None:
             boxes = [
-                (source, label.pk, left, top, box_width, box_height, truth.created)
+                (source, label.id, left, top, box_width, box_height, truth.created)
                 for label, (left, top, box_width, box_height), _c in self._framed(number, frame, truth)
             ]
             new.boxes.extend(boxes)
@@ -205,7 +208,7 @@ class _Importer:
         for attribute in proposal_attributes:
             model_version = self._model_version(attribute.name)
             proposals = [
-                (source, model_version.pk, label.pk, left, top, box_width, box_height,
+                (source, model_version.pk, label.id, left, top, box_width, box_height,
                  _confidence(confidence))
                 for label, (left, top, box_width, box_height), confidence
                 in self._framed(number, frame, attribute)
@@ -366,13 +369,22 @@ class _Importer:
         image.leased_by, image.lease_expires_at = None, None
 
     def _framed(self, number, image, attribute):
-        """(label, box clipped to the frame, confidence 0..1) for each box that is in the image."""
-        for index, (name, *geometry, confidence) in enumerate(attribute.boxes):
-            frame = _inside(geometry, image.width, image.height)
+        """[(label, box clipped to the frame, confidence 0..1)] of the boxes that are in the image."""
+        width, height, labels = image.width, image.height, self.labels
+        framed = []
+        for index, (name, left, top, box_width, box_height, confidence) in enumerate(attribute.boxes):
+            if 0 <= left and 0 <= top and 0 < box_width and 0 < box_height and left + box_width <= width \
+                    and top + box_height <= height:
+                # Wholly inside: clipping would give the same whole pixels back (a manifest's
+                # boxes are whole pixels, so there is no float rounding in left + width - left).
+                framed.append((labels[name], (left, top, box_width, box_height), confidence))
+                continue
+            frame = _inside((left, top, box_width, box_height), width, height)
             if frame is None:
                 self.warn(number, f"{attribute.name} box {index} lies outside the image: skipped")
                 continue
-            yield self.labels[name], frame, confidence
+            framed.append((labels[name], frame, confidence))
+        return framed
 
     def _proposals(self, number, image, attribute, model_version, scored):
         """The attribute's proposals on the image; adds (confidence, threshold) of each to scored."""
@@ -516,8 +528,7 @@ class _NewRows:
         iteration_id = self.iteration.pk
         insert_rows(Image, self.IMAGE_FIELDS, [(*row, iteration_id) for row in self.images])
         # The new images' ids, by their source (unique in the iteration).
-        ids = dict(Image.objects.filter(iteration=self.iteration, source__in=[row[0] for row in self.images])
-                   .order_by().values_list("source", "pk"))
+        ids = pairs_where_in(Image, "source", "id", [row[0] for row in self.images], iteration=iteration_id)
         insert_rows(Box, ("image_id", "label_id", "left", "top", "width", "height", "created_at", "origin"),
                     [(ids[row[0]], *row[1:], Box.Origin.IMPORTED) for row in self.boxes])
         insert_rows(Proposal, ("image_id", "model_version_id", "label_id", "left", "top", "width", "height",

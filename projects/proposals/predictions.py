@@ -11,6 +11,7 @@ writes per batch; a batch whose bulk write fails is written again line by line.
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.db import transaction
 
@@ -101,9 +102,11 @@ def _import_batch(batch, *, iteration, model_version, labels, attribute, report,
     """[(number, raw line, parsed object)]: one image lookup, one transaction of bulk writes."""
     sources = {data["source-ref"] for _number, _raw, data in batch}
     images = {
-        image.source: image
-        for image in Image.objects.filter(iteration=iteration, source__in=sources).order_by()
+        source: _Target(pk, width, height)
+        for source, pk, width, height in Image.objects.filter(iteration=iteration, source__in=sources)
+        .order_by().values_list("source", "pk", "width", "height")
     }
+    thresholds = _Thresholds(model_version)
     problems, notes = [], []
     per_image = {}  # image id -> (image, proposals, scored, skipped labels); a later line replaces
     counted = dict(first_seen)
@@ -114,9 +117,14 @@ def _import_batch(batch, *, iteration, model_version, labels, attribute, report,
         try:
             if image is None:
                 raise LineError(f"no image {source} in {iteration}")
-            detections = detections_from_line(
-                data, width=image.width, height=image.height, attribute=attribute)
-            per_image[image.pk] = (image, *_rows(image, model_version, detections, labels))
+            rows = None
+            if attribute is None and "CustomLabels" in data:
+                rows = _custom_labels_rows(data["CustomLabels"], image, model_version, labels, thresholds)
+            if rows is None:
+                detections = detections_from_line(
+                    data, width=image.width, height=image.height, attribute=attribute)
+                rows = _rows(image, model_version, detections, labels, thresholds)
+            per_image[image.pk] = (image, *rows)
         except LineError as error:
             problems.append((number, str(error)))
             continue
@@ -150,7 +158,81 @@ def _import_batch(batch, *, iteration, model_version, labels, attribute, report,
     report.notes.sort(key=lambda note: note[0])
 
 
-def _rows(image, model_version, detections, labels):
+class _Target(NamedTuple):
+    """What a line needs of its image."""
+
+    pk: int
+    width: int
+    height: int
+
+
+class _Thresholds(dict):
+    """The model version's threshold of each label id, read once."""
+
+    def __init__(self, model_version):
+        super().__init__()
+        self.model_version = model_version
+
+    def __missing__(self, label_id):
+        self[label_id] = self.model_version.threshold_for(label_id)
+        return self[label_id]
+
+
+_NUMBERS = (int, float)
+# Ratios beyond this are no box of any image; well within float range, so no overflow checks.
+_RATIO_LIMIT = 1e9
+
+
+def _custom_labels_rows(items, image, model_version, labels, thresholds):
+    """What _rows gives for the detections of CustomLabels whose every item has a Name, a
+    Confidence 0..100 and a BoundingBox of plain numbers with something inside the frame, as
+    DetectCustomLabels writes them; None for anything else (detections_from_custom_labels then
+    reads the line and says what is wrong). The arithmetic is ratio_box_to_pixels' own, step by
+    step, so a box lands on the same pixels either way."""
+    if type(items) is not list:
+        return None
+    width, height = image.width, image.height
+    rows, scored, skipped = [], [], []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        name, confidence, geometry = item.get("Name"), item.get("Confidence"), item.get("Geometry")
+        if type(name) is not str or type(confidence) not in _NUMBERS or not 0 <= confidence <= 100 \
+                or type(geometry) is not dict:
+            return None
+        ratios = geometry.get("BoundingBox")
+        if type(ratios) is not dict:
+            return None
+        ratio_left, ratio_top = ratios.get("Left"), ratios.get("Top")
+        ratio_width, ratio_height = ratios.get("Width"), ratios.get("Height")
+        if type(ratio_left) not in _NUMBERS or type(ratio_top) not in _NUMBERS \
+                or type(ratio_width) not in _NUMBERS or type(ratio_height) not in _NUMBERS \
+                or not (-_RATIO_LIMIT < ratio_left < _RATIO_LIMIT and -_RATIO_LIMIT < ratio_top < _RATIO_LIMIT
+                        and 0 < ratio_width < _RATIO_LIMIT and 0 < ratio_height < _RATIO_LIMIT):
+            return None
+        # geometry.clip_to_frame of the Rect ratio_box_to_pixels makes, then its rounding.
+        left, top = ratio_left * width, ratio_top * height
+        right, bottom = left + ratio_width * width, top + ratio_height * height
+        left, top = min(max(left, 0.0), width), min(max(top, 0.0), height)
+        right, bottom = min(max(right, 0.0), width), min(max(bottom, 0.0), height)
+        box_width, box_height = max(right - left, 0.0), max(bottom - top, 0.0)
+        if not (box_width > 0 and box_height > 0):
+            return None
+        box_width, box_height = round(box_width, 3), round(box_height, 3)
+        if box_width <= 0 or box_height <= 0:
+            return None
+        label = labels.get(name)
+        if label is None:
+            skipped.append(name)
+            continue
+        confidence = float(confidence)
+        rows.append((image.pk, model_version.pk, label.pk, round(left, 3), round(top, 3), box_width,
+                     box_height, confidence))
+        scored.append((confidence, thresholds[label.pk]))
+    return rows, scored, skipped
+
+
+def _rows(image, model_version, detections, labels, thresholds):
     """(proposals, [(confidence, threshold)], skipped label names) for one image; raises LineError."""
     rows, scored, skipped = [], [], []
     for detection in detections:
@@ -164,7 +246,7 @@ def _rows(image, model_version, detections, labels):
             continue
         left, top, width, height = detection.box if detection.box is not None else (None,) * 4
         rows.append((image.pk, model_version.pk, label.pk, left, top, width, height, detection.confidence))
-        scored.append((detection.confidence, model_version.threshold_for(label.pk)))
+        scored.append((detection.confidence, thresholds[label.pk]))
     return rows, scored, skipped
 
 
@@ -180,8 +262,7 @@ def _write(entries, model_version):
                            "confidence"), [row for _image, rows, _s, _k in entries for row in rows])
     outcomes, priorities = [], []
     for image, proposals, scored, skipped in entries:
-        image.priority = uncertainty_score(scored)
-        priorities.append((image.priority, image.pk))
+        priorities.append((uncertainty_score(scored), image.pk))
         unknown = ", ".join(sorted(set(skipped)))
         note = (f"skipped {len(skipped)} detection(s) of labels not in the project: {unknown}"
                 if skipped else "")

@@ -146,3 +146,34 @@ def test_a_batch_whose_bulk_write_fails_is_written_line_by_line(iteration, monke
     assert sorted(iteration.images.values_list("source", "priority")) == [
         ("s3://b/1.jpg", 0.0), ("s3://b/m.jpg", 1.95)]
     assert ProposalOutcome.objects.get().proposals == 2
+
+
+def test_well_formed_and_malformed_attributes_in_one_batch_are_each_reported_exactly(iteration):
+    def line(n, boxes, **options):
+        return manifest_line(f"s3://b/{n}.jpg", bb=attribute(boxes, CLASSES, **options))
+
+    lines = [
+        truth_line(1),
+        line(2, [(0, 10, 20, 30, 40)], confidences=[1.5]),
+        line(3, [(0, 10, 20, 30, 40)], width=True),
+        line(4, [(5, 10, 20, 30, 40)]),
+        line(5, [(0, "10", 20, 30, 40)]),
+        line(6, [(1, 10.5, 20.49, 29.6, 40)]),  # float pixels: edges on whole pixels
+        line(7, [(0, 1000, 20, 100, 40), (1, 2000, 20, 30, 40)]),  # clipped, then wholly outside
+        line(8, [(0, -1_000_001, 20, 30, 40)]),
+        truth_line(9),
+    ]
+    report = import_manifest(iteration=iteration, lines=lines)
+    assert report.errors == [
+        (2, "bb: objects[0] needs a confidence between 0 and 1"),
+        (3, "bb: image_size lacks a positive integer width up to 1,000,000"),
+        (4, "bb: annotation 0: class_id 5 is not in class-map"),
+        (5, "bb: annotation 0: left must be a number of pixels within 1,000,000"),
+        (8, "bb: annotation 0: left must be a number of pixels within 1,000,000"),
+    ]
+    assert report.warnings == [(7, "bb box 1 lies outside the image: skipped")]
+    assert (report.lines, report.imported, report.images_created, report.boxes) == (9, 4, 4, 4)
+    assert boxes_of(iteration.images.get(source="s3://b/6.jpg")) == [("smile-logo", 11.0, 20.0, 29.0, 40.0)]
+    assert boxes_of(iteration.images.get(source="s3://b/7.jpg")) == [("aws-logo", 1000.0, 20.0, 24.0, 40.0)]
+    assert sorted(iteration.images.values_list("source", flat=True)) == [
+        "s3://b/1.jpg", "s3://b/6.jpg", "s3://b/7.jpg", "s3://b/9.jpg"]

@@ -4,6 +4,7 @@ import pytest
 
 from projects.models import ModelVersion, Proposal, ProposalOutcome
 from projects.proposals.predictions import import_predictions, imported_model_version
+from projects.proposals.rekognition import detections_from_custom_labels
 from tests.factories import make_image, make_iteration, make_model_version, make_project, thresholds
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +254,41 @@ def test_a_batch_whose_bulk_write_fails_is_written_line_by_line(iteration, versi
     version.save()
     report = import_predictions(iteration=iteration, model_version=version, lines=batch_lines())
     assert_batch_import(iteration, version, report)
+
+
+def box(left, top, width, height):
+    return {"Geometry": {"BoundingBox": {"Left": left, "Top": top, "Width": width, "Height": height}}}
+
+
+@pytest.mark.parametrize("item", [
+    {"Name": "aws-logo", "Confidence": 77.5, **box(0.1, 0.25, 0.2, 0.5)},
+    {"Name": "aws-logo", "Confidence": 100, **box(0, 0, 1, 1)},
+    {"Name": "aws-logo", "Confidence": 0, **box(0.123456789, 0.987654321, 0.333333333, 0.0123)},
+    {"Name": "smile-logo", "Confidence": 50.0, **box(0.9, -0.1, 0.3, 0.3)},  # overhangs: clipped
+    {"Name": "smile-logo", "Confidence": 50.0, **box(-2, -2, 2.0005, 2.001)},
+    {"Name": "smile-logo", "Confidence": 50.0, **box(0.5, 0.5, 1e-7, 0.1)},  # rounds to no width
+    {"Name": "smile-logo", "Confidence": 50.0, **box(1.5, 0.1, 0.1, 0.1)},  # wholly outside
+    {"Name": "smile-logo", "Confidence": 50.0, **box(0.1, 0.1, 0, 0.1)},
+    {"Name": "smile-logo", "Confidence": 50.0, **box(1e300, 0.1, 0.1, 0.1)},
+    {"Name": "smile-logo", "Confidence": 50.0, **box("0.1", 0.1, 0.1, 0.1)},
+    {"Name": "smile-logo", "Confidence": 50.0, **box(True, 0.1, 0.1, 0.1)},
+    {"Name": "smile-logo", "Confidence": True, **box(0.1, 0.1, 0.1, 0.1)},
+    {"Name": "smile-logo", "Confidence": 100.5, **box(0.1, 0.1, 0.1, 0.1)},
+    {"Name": 5, "Confidence": 50.0, **box(0.1, 0.1, 0.1, 0.1)},
+    {"Name": "smile-logo", "Confidence": 50.0},
+    {"Name": "smile-logo", "Confidence": 50.0, "Geometry": []},
+    {"Name": "smile-logo", "Confidence": 50.0, "Geometry": {"BoundingBox": [0.1]}},
+    {"Name": "cat", "Confidence": 50.0, **box(0.1, 0.1, 0.1, 0.1)},
+])
+def test_custom_labels_land_where_detections_from_custom_labels_puts_them(iteration, version, item):
+    line = json.dumps({"source-ref": "s3://b/v2/a.jpg", "CustomLabels": [item]})
+    report = import_predictions(iteration=iteration, model_version=version, lines=[line])
+    try:
+        expected = detections_from_custom_labels([item], width=1000, height=500, drop_outside=False)
+    except ValueError as error:
+        assert (report.images, report.problems) == (0, [(1, str(error))])
+        return
+    assert report.problems == []
+    assert rows(iteration, "s3://b/v2/a.jpg") == [
+        (found.label, *(found.box or (None,) * 4), found.confidence)
+        for found in expected if found.label != "cat"]
