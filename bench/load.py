@@ -8,8 +8,9 @@ session cookie) and lets each loop for --seconds as the editor does: open the qu
 file and the submit URL), then per image fetch its file and submit the review the editor would send
 (accept every proposal; the JSON body and X-CSRFToken header of the editor's JavaScript), whose
 answer carries the next image, leased already. The queue page is opened again only when a submit
-names no next image. --think-ms waits before each submit: 0 measures the server saturated; a
-person's seconds per image measure what reviewers feel.
+names no next image. --think-ms waits before each submit (each pause drawn between 0.5x and 1.5x
+of it, starts spread over one pause, as people do not work in step): 0 measures the server
+saturated; a person's seconds per image measure what reviewers feel.
 
 Afterwards it checks the database: every accepted submit is stored exactly once (Review rows equal
 the accepted submits, one per image, by the reviewer who submitted it), and no image was handed to
@@ -180,6 +181,9 @@ class Reviewer(threading.Thread):
         super().__init__(name=username)
         self.username, self.browser = username, Browser(base_url)
         self.deadline, self.think_s = deadline, think_s
+        # People do not work in step: each pause is drawn between half and one and a half times
+        # --think-ms, and each reviewer starts somewhere within one pause.
+        self.rng = random.Random(username)
         self.times = defaultdict(list)  # step -> seconds
         self.cycles = []
         self.errors = []  # (step, status, detail)
@@ -198,6 +202,8 @@ class Reviewer(threading.Thread):
 
     def run(self):
         payload = None
+        if self.think_s:
+            time.sleep(self.rng.uniform(0, self.think_s))
         while time.monotonic() < self.deadline:
             began = time.perf_counter()
             if payload is None:
@@ -210,8 +216,9 @@ class Reviewer(threading.Thread):
                 payload = None
                 continue
             if self.think_s:
-                time.sleep(self.think_s)
-                began += self.think_s  # a cycle is the server's time, not the reviewer's
+                pause = self.think_s * self.rng.uniform(0.5, 1.5)
+                time.sleep(pause)
+                began += pause  # a cycle is the server's time, not the reviewer's
             payload = self.submit(payload)
             self.cycles.append(time.perf_counter() - began)
 

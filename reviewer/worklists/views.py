@@ -5,6 +5,7 @@ from datetime import datetime, time
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,6 +18,8 @@ from reviewer.worklists.pages import IMAGES_PER_PAGE, filtered_images, page_of
 # Old numbered links (?page=N, from before the list paged by cursor) still open their page up to
 # this one: an OFFSET reads every row it skips, so a bound keeps their cost flat too.
 MAX_PAGE_NUMBER = 20
+# Stands for an image id in a reversed URL: a number no path of these URLs holds otherwise.
+ID_SLOT = 987654321
 
 
 @require_GET
@@ -63,9 +66,21 @@ def image_list(request, slug, name):
     if not valid or form.counts_every_match():
         counts = counts_of(iteration)
         total = counts[filters["status"]] if filters.get("status") else counts["total"]
+    _add_links(page.images)
     context = {"iteration": iteration, "project": iteration.project, "form": form, "page": page,
                "total": total, "query": query.urlencode()}
     return render(request, "reviewer/image_list.html", context)
+
+
+def _add_links(images):
+    """Each row's page and re-open URLs from one reverse() each: three reverse() calls per row were
+    the largest share of the page's time."""
+    slot = str(ID_SLOT)
+    page_url = reverse("reviewer:image", args=[ID_SLOT])
+    reopen_url = reverse("reviewer:reopen", args=[ID_SLOT])
+    for image in images:
+        image.page_url = page_url.replace(slot, str(image.pk))
+        image.reopen_url = reopen_url.replace(slot, str(image.pk))
 
 
 @require_POST
