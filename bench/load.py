@@ -25,7 +25,6 @@ ones) and the checks; the last line is one JSON object with the figures.
 """
 
 import argparse
-import http.client
 import io
 import json
 import os
@@ -41,7 +40,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from benchdb import insert, scratch_database, setup_django
-from server import serve, server_cpu_seconds
+from server import request_once, serve, server_cpu_seconds
 
 SLUG, ITERATION = "load", "v1"
 PASSWORD = "bench-load-password"
@@ -147,13 +146,7 @@ class Browser:
         headers = dict(headers or {})
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
+        response, data = request_once(self.host, self.port, method, path, body=body, headers=headers)
         for header in response.msg.get_all("Set-Cookie") or ():
             for name, morsel in SimpleCookie(header).items():
                 self.cookies[name] = morsel.value

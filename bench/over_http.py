@@ -22,7 +22,6 @@ that name in bench/ would shadow the standard library's http package for every b
 """
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from urllib.parse import urlsplit
 from benchdb import scratch_database, setup_django
 from imports import manifest_line, write_file
 from review import populate
-from server import serve, server_cpu_seconds
+from server import request_once, serve, server_cpu_seconds
 
 WARMUP = 5  # untimed requests first: imports and cold caches in the worker are not the steady state
 CSRF_TOKEN = "benchbenchbenchbenchbenchbench12"  # any 32 letters; sent as cookie and header
@@ -82,13 +81,8 @@ class Browser:
         if content_type:
             headers["Content-Type"] = content_type
         started = time.perf_counter()
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=600)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
+        response, data = request_once(self.host, self.port, method, path, body=body, headers=headers,
+                                      timeout=600)
         return response.status, dict(response.getheaders()), data, time.perf_counter() - started
 
     def expect(self, status, method, path, body=None, content_type=None):

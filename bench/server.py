@@ -118,3 +118,15 @@ def _cpu_ticks(pid):
     # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def request_once(host, port, method, path, *, body=None, headers=None, timeout=60):
+    """(response, body bytes) of one request on a connection of its own: the benches measure what a
+    browser's first request costs, connect included."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response, response.read()
+    finally:
+        connection.close()
