@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from projects.demo import data as demodata
+from projects.demo import workflow as demo_workflow
 from projects.manifests.checks import validate_lines
 from projects.models import Image, ModelVersion, Project, ProposalRun
 from reviewer import simulation
@@ -32,17 +33,43 @@ def run_loop(capsys, *args):
     return out, json.loads(out.strip().splitlines()[-1])
 
 
-def test_demo_loop_runs_the_whole_loop_on_real_figures(capsys, var_dir):
-    out, figures = run_loop(capsys, "--keep")
+def test_demo_loop_runs_the_whole_loop_on_real_figures_then_leaves_no_trace(capsys, var_dir, media_root,
+                                                                             monkeypatch):
+    logos = make_project("logos")
+    make_image(make_iteration(logos, "v1"))
+    # One run of the loop (the slowest test of the suite) serves both: its project is checked just
+    # before the command removes it.
+    seen = {}
+    remove = demo_workflow.delete_project
 
-    project = Project.objects.get(slug="demo-loop-1")
-    models = {m.name: m for m in project.model_versions.all()}
+    def check_then_remove(project):
+        seen["models"] = _check_the_loop_ran(project, var_dir)
+        remove(project)
+
+    monkeypatch.setattr(demo_workflow, "delete_project", check_then_remove)
+
+    out, figures = run_loop(capsys)
+
+    models = seen["models"]
     assert figures == {
-        "v1": {"train_images": 4, "f1": round(models["v1"].f1, 3)},
-        "v2": {"train_images": 4 + 6, "f1": round(models["v2"].f1, 3)},
+        "v1": {"train_images": 4, "f1": round(models["v1"], 3)},
+        "v2": {"train_images": 4 + 6, "f1": round(models["v2"], 3)},
     }
     # The point of the loop: the reviewed iteration makes the next model better on the test set.
     assert figures["v2"]["f1"] > figures["v1"]["f1"]
+    assert "model  training images" in out and "throwaway project removed" in out
+    # No trace: only the other project is left, with its one image, and no stored file.
+    assert list(Project.objects.values_list("slug", flat=True)) == ["logos"]
+    assert not ModelVersion.objects.exists()
+    assert Image.objects.count() == 1
+    assert [path for path in media_root.rglob("*") if path.is_file()] == []
+
+
+def _check_the_loop_ran(project, var_dir):
+    """The loop's project as it stands at the end; returns the F1 of each model by name."""
+    assert project.slug == "demo-loop-1"
+    models = {m.name: m for m in project.model_versions.all()}
+    assert {name: m.training_images for name, m in models.items()} == {"v1": 4, "v2": 10}
     v2 = project.iterations.get(name="v2")
     # Every v2 image went through the review service, by the simulated reviewers, taking turns.
     reviews = Review.objects.filter(image__iteration=v2)
@@ -59,21 +86,7 @@ def test_demo_loop_runs_the_whole_loop_on_real_figures(capsys, var_dir):
     manifest = var_dir / "demo-loop" / "demo-loop-1-v2.manifest"
     assert validate_lines(manifest.read_text().splitlines()).ok
     assert len(manifest.read_text().splitlines()) == 6
-    assert "model  training images" in out and "kept as project demo-loop-1" in out
-
-
-def test_demo_loop_leaves_no_trace_of_its_project(capsys, media_root):
-    logos = make_project("logos")
-    make_image(make_iteration(logos, "v1"))
-
-    out, figures = run_loop(capsys)
-
-    assert list(Project.objects.values_list("slug", flat=True)) == ["logos"]
-    assert not ModelVersion.objects.exists()
-    assert Image.objects.count() == 1
-    assert [path for path in media_root.rglob("*") if path.is_file()] == []
-    assert set(figures) == {"v1", "v2"}
-    assert "throwaway project removed" in out
+    return {name: m.f1 for name, m in models.items()}
 
 
 def test_setup_demo_is_idempotent(capsys):
