@@ -155,11 +155,11 @@ def peek_next(*, iteration, user, exclude_id, now=None):
     return claimable(iteration, now, [exclude_id]).only("id").first()
 
 
-def progress(*, iteration, fresh=False):
+def progress(*, iteration):
     """{"left", "total", "iteration"} for "37 of 120 left in v2".
 
     Read from the maintained counters (projects.ImageCount): one indexed query at any iteration size,
-    always current, so there is nothing to cache; fresh is kept for callers that ask for it.
+    always current, so there is nothing to cache.
     """
     counts = counts_of(iteration)
     return {"left": counts["pending"], "total": counts["total"], "iteration": iteration.name}

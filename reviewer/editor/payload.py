@@ -12,7 +12,7 @@ from reviewer.models import Box
 from reviewer.queue import holds_lease, peek_next, progress
 
 
-def image_payload(*, image, user, now, editable, fresh_progress=False):
+def image_payload(*, image, user, now, editable):
     iteration = image.iteration
     hint = peek_next(iteration=iteration, user=user, exclude_id=image.pk, now=now) if editable else None
     return {
@@ -35,7 +35,7 @@ def image_payload(*, image, user, now, editable, fresh_progress=False):
         "lease_url": reverse("reviewer:lease", args=[image.pk]),
         "prefetch_url": reverse("projects:image-file", args=[hint.pk]) if hint else None,
         "items": editor_items(image),
-        "progress": progress(iteration=iteration, fresh=fresh_progress),
+        "progress": progress(iteration=iteration),
     }
 
 

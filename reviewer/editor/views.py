@@ -123,7 +123,7 @@ def next_image(request, slug, name):
     if image is not None:
         return redirect("reviewer:image", image_id=image.pk)
     context = {"iteration": iteration, "project": iteration.project,
-               "progress": queue.progress(iteration=iteration, fresh=True)}
+               "progress": queue.progress(iteration=iteration)}
     return render(request, "reviewer/queue_empty.html", context)
 
 
@@ -147,8 +147,7 @@ def image_page(request, image_id):
         "editable": editable,
         "can_reopen": _may_reopen(request.user, image),
         "held_by_other": image.leased_by if not editable and not image.lease_is_free_at(now) else None,
-        "payload": image_payload(image=image, user=request.user, now=now, editable=editable,
-                                 fresh_progress=True),
+        "payload": image_payload(image=image, user=request.user, now=now, editable=editable),
         "labels": labels_payload(iteration),
         "lease_seconds": queue.lease_seconds(),
     }
