@@ -51,17 +51,3 @@ def setup_django(database_url, **environment):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def insert(connection, table, columns, rows):
-    """Raw rows in bulk: COPY on PostgreSQL, executemany on SQLite (benches fill millions of rows)."""
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) VALUES ({marks})",
-                               rows)

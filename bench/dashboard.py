@@ -27,7 +27,7 @@ import statistics
 import time
 import warnings
 
-from benchdb import insert, scratch_database, setup_django
+from benchdb import scratch_database, setup_django
 
 BATCH = 10_000
 TARGET_MS = 300.0
@@ -50,6 +50,7 @@ def populate(images, per_image, pending):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from projects.bulkrows import insert_rows
     from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
     from reviewer.models import Box, Review
 
@@ -89,14 +90,14 @@ def populate(images, per_image, pending):
                              n, rng.randrange(2**31), rng.random(), "reviewed" if done else "pending", False,
                              1 if done else 0, now, now if done else None,
                              rng.choice(users).pk if done else None))
-            insert(connection, Image._meta.db_table, image_columns, rows)
+            insert_rows(Image, image_columns, rows)
         ids = list(Image.objects.filter(iteration=iteration).order_by("id").values_list("id", "status"))
         step = BATCH // per_image
         for first in range(0, len(ids), step):
             rows = [(pk, model.pk, rng.choice(labels).pk, rng.uniform(0, 700), rng.uniform(0, 500),
                      rng.uniform(20, 300), rng.uniform(20, 260), rng.uniform(5, 99.5), now)
                     for pk, _status in ids[first:first + step] for _ in range(per_image)]
-            insert(connection, Proposal._meta.db_table, proposal_columns, rows)
+            insert_rows(Proposal, proposal_columns, rows)
         proposals = Proposal.objects.filter(image__iteration=iteration, image__status="reviewed").order_by(
             "image_id", "id").values_list("image_id", "id", "label_id", "left", "top", "width", "height")
         boxes, reviews, current, decisions = [], [], None, []
@@ -132,15 +133,15 @@ def populate(images, per_image, pending):
                 decisions.append({"proposal": pk, "verdict": "rejected", "label": label_id,
                                   "hidden": kind > 0.95})
             if len(boxes) >= BATCH:
-                insert(connection, Box._meta.db_table, box_columns, boxes)
+                insert_rows(Box, box_columns, boxes)
                 boxes = []
             if len(reviews) >= BATCH:
-                insert(connection, Review._meta.db_table, review_columns, reviews)
+                insert_rows(Review, review_columns, reviews)
                 reviews = []
         if current is not None:
             flush_image()
-        insert(connection, Box._meta.db_table, box_columns, boxes)
-        insert(connection, Review._meta.db_table, review_columns, reviews)
+        insert_rows(Box, box_columns, boxes)
+        insert_rows(Review, review_columns, reviews)
     with connection.cursor() as cursor:
         # PostgreSQL: the visibility map autovacuum keeps in a live database (index-only scans).
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")

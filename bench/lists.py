@@ -23,7 +23,7 @@ import statistics
 import time
 import warnings
 
-from benchdb import insert, scratch_database, setup_django
+from benchdb import scratch_database, setup_django
 
 BATCH = 10_000
 
@@ -43,6 +43,7 @@ def populate(size):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from projects.bulkrows import insert_rows
     from projects.models import Image, Iteration, LabelClass, Membership, Project
     from reviewer.models import Box
 
@@ -65,13 +66,13 @@ def populate(size):
                              n, rng.randrange(2**31), rng.random(), "reviewed" if done else "pending",
                              n % 30 == 0, 1 if done else 0, now, now if done else None,
                              owner.pk if done else None))
-            insert(connection, Image._meta.db_table, columns, rows)
+            insert_rows(Image, columns, rows)
     fill_seconds = time.perf_counter() - start
     boxed = [pk for pk, position in Image.objects.filter(iteration=iteration).values_list("id", "position")
              if position % 5 == 0]
-    insert(connection, Box._meta.db_table,
-           ["image_id", "label_id", "left", "top", "width", "height", "origin", "relabeled", "created_at"],
-           [(pk, labels[pk % 2].pk, 10, 10, 50, 50, "imported", False, now) for pk in boxed])
+    insert_rows(Box, ["image_id", "label_id", "left", "top", "width", "height", "origin", "relabeled",
+                      "created_at"],
+                [(pk, labels[pk % 2].pk, 10, 10, 50, 50, "imported", False, now) for pk in boxed])
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     return iteration, owner, labels, fill_seconds

@@ -39,7 +39,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from benchdb import insert, scratch_database, setup_django
+from benchdb import scratch_database, setup_django
 from server import request_once, serve, server_cpu_seconds
 
 SLUG, ITERATION = "load", "v1"
@@ -92,6 +92,7 @@ def populate(images, per_image, reviewers, media_root):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from projects.bulkrows import insert_rows
     from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
 
     assert Path(settings.MEDIA_ROOT) == media_root
@@ -115,17 +116,16 @@ def populate(images, per_image, reviewers, media_root):
     image_columns = ["iteration_id", "source", "name", "width", "height", "depth", "file_size", "format",
                      "position", "random_key", "priority", "status", "no_objects", "version", "created_at"]
     with transaction.atomic():
-        insert(connection, Image._meta.db_table, image_columns, [
+        insert_rows(Image, image_columns, [
             (iteration.pk, f"bench/{n:05d}.jpg", f"{n:05d}.jpg", 640, 480, 3, len(blobs[n % len(blobs)]),
              "JPEG", n, rng.randrange(2**31), rng.random(), "pending", False, 0, now)
             for n in range(images)])
         ids = list(Image.objects.filter(iteration=iteration).values_list("id", flat=True))
-        insert(connection, Proposal._meta.db_table,
-               ["image_id", "model_version_id", "label_id", "left", "top", "width", "height", "confidence",
-                "created_at"],
-               [(pk, model.pk, rng.choice(labels).pk, rng.uniform(0, 500), rng.uniform(0, 380),
-                 rng.uniform(20, 120), rng.uniform(20, 90), rng.uniform(55, 99), now)
-                for pk in ids for _ in range(per_image)])
+        insert_rows(Proposal, ["image_id", "model_version_id", "label_id", "left", "top", "width", "height",
+                               "confidence", "created_at"],
+                    [(pk, model.pk, rng.choice(labels).pk, rng.uniform(0, 500), rng.uniform(0, 380),
+                      rng.uniform(20, 120), rng.uniform(20, 90), rng.uniform(55, 99), now)
+                     for pk in ids for _ in range(per_image)])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return [user.username for user in users]

@@ -25,7 +25,7 @@ import time
 import warnings
 from datetime import timedelta
 
-from benchdb import insert, scratch_database, setup_django
+from benchdb import scratch_database, setup_django
 
 BATCH = 10_000
 WARMUP = 5  # untimed rounds: first-request imports and cold caches are not the steady state
@@ -63,6 +63,7 @@ def populate(images, per_image):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from projects.bulkrows import insert_rows
     from projects.models import Image, Iteration, LabelClass, Membership, ModelVersion, Project, Proposal
 
     project = Project.objects.create(slug="bench", name="Bench")
@@ -74,7 +75,6 @@ def populate(images, per_image):
     users = [get_user_model().objects.create_user(f"reviewer{n}") for n in range(4)]
     Membership.objects.bulk_create([Membership(project=project, user=user) for user in users])
     rng, now = random.Random(7), timezone.now()
-    image_table, proposal_table = Image._meta.db_table, Proposal._meta.db_table
     image_columns = ["iteration_id", "source", "name", "width", "height", "depth", "file_size", "format",
                      "position", "random_key", "priority", "status", "no_objects", "version", "created_at"]
     proposal_columns = ["image_id", "model_version_id", "label_id", "left", "top", "width", "height",
@@ -84,13 +84,13 @@ def populate(images, per_image):
             rows = [(iteration.pk, f"s3://bench/{n:06d}.jpg", f"{n:06d}.jpg", 1024, 768, 3, 0, "JPEG", n,
                      rng.randrange(2**31), rng.random(), "pending", False, 0, now)
                     for n in range(first, min(first + BATCH, images))]
-            insert(connection, image_table, image_columns, rows)
+            insert_rows(Image, image_columns, rows)
         ids = list(Image.objects.filter(iteration=iteration).order_by("id").values_list("id", flat=True))
         for first in range(0, len(ids), BATCH // per_image):
             rows = [(pk, model.pk, rng.choice(labels).pk, rng.uniform(0, 700), rng.uniform(0, 500),
                      rng.uniform(20, 300), rng.uniform(20, 260), rng.uniform(5, 99.5), now)
                     for pk in ids[first:first + BATCH // per_image] for _ in range(per_image)]
-            insert(connection, proposal_table, proposal_columns, rows)
+            insert_rows(Proposal, proposal_columns, rows)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     # Two colleagues hold the hardest images: every claim steps over their leases.
