@@ -105,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # and keeps a review's commit off the disk-flush path (p95 7 ms instead of 40+ under load).
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Keep each web process's connection between requests, as on PostgreSQL: a new one per request
+    # starts with SQLite's page cache empty, and closing the last one checkpoints the WAL, which
+    # made a review save a third slower at 100,000 images.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -78,16 +78,25 @@ def test_database_url_parsing():
         "PASSWORD": "p@ss",
         "HOST": "db",
         "PORT": "6543",
-        "OPTIONS": {"sslmode": "require"},
+        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5},
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
     assert database_from_url("sqlite:///:memory:")["NAME"] == ":memory:"
 
 
+def test_database_url_turns_prepared_statements_off_or_tunes_them():
+    off = database_from_url("postgres://db/loupe?server_side_binding=false")
+    assert off["OPTIONS"] == {"server_side_binding": False, "prepare_threshold": 5}
+    tuned = database_from_url("postgres://db/loupe?prepare_threshold=1")
+    assert tuned["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 1}
+
+
 @pytest.mark.parametrize(
     "url, message",
-    [("mysql://db/loupe", "must start with postgres://"), ("postgres://db", "must name a database")],
+    [("mysql://db/loupe", "must start with postgres://"), ("postgres://db", "must name a database"),
+     ("postgres://db/loupe?server_side_binding=maybe", "server_side_binding must be true or false"),
+     ("postgres://db/loupe?prepare_threshold=-1", "prepare_threshold must be a whole number")],
 )
 def test_database_url_errors(url, message):
     with pytest.raises(ImproperlyConfigured, match=message):

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from projects.bulkrows import insert_rows, pairs_where_in
+from projects.bulkrows import TableStatistics, insert_rows, pairs_where_in
 from projects.detections import uncertainty_score
 from projects.geometry import Rect, clip_to_frame
 from projects.manifests.export import source_resolver, storage_prefix
@@ -543,6 +543,7 @@ def import_manifest(*, iteration, lines, create_labels=False, trust_machine_labe
     """Import an iterable of manifest lines (text) into the iteration; returns the report."""
     report = ManifestImportReport()
     importer = _Importer(iteration, report, create_labels, trust_machine_labels)
+    statistics = TableStatistics(Image, Box, Proposal, ProposalOutcome)
     batch = []
     number = 0
     since = None
@@ -562,12 +563,14 @@ def import_manifest(*, iteration, lines, create_labels=False, trust_machine_labe
             _write_batch(importer, report, batch)
             _ReportMark.order_by_line(report, since)
             batch, since = [], None
+            statistics.lines_read(number)
             if progress and total:
                 progress(min(number, total), total)
     if batch:
         _write_batch(importer, report, batch)
     if since is not None:
         _ReportMark.order_by_line(report, since)
+    statistics.finished(number)
     if progress and total:
         progress(min(number, total), total)
     return report

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from django.db import transaction
 
-from projects.bulkrows import insert_rows, update_rows
+from projects.bulkrows import TableStatistics, insert_rows, update_rows
 from projects.detections import Detection, InvalidDetection, check_detection
 from projects.geometry import Rect, all_finite, clip_to_frame
 from projects.manifests.lines import (
@@ -65,6 +65,7 @@ def import_predictions(*, iteration, model_version, lines, attribute=None, batch
     first_seen = {}
     context = {"iteration": iteration, "model_version": model_version, "labels": labels,
                "attribute": attribute, "report": report, "first_seen": first_seen}
+    statistics = TableStatistics(Image, Proposal, ProposalOutcome)
     batch = []
     for number, raw in enumerate(lines, start=1):
         report.lines = number
@@ -78,8 +79,10 @@ def import_predictions(*, iteration, model_version, lines, attribute=None, batch
         if len(batch) >= batch_size:
             _import_batch(batch, **context)
             batch = []
+            statistics.lines_read(number)
     if batch:
         _import_batch(batch, **context)
+    statistics.finished(report.lines)
     if report.images:
         iteration.shown_model = model_version
         iteration.save(update_fields=["shown_model"])
@@ -109,7 +112,7 @@ def _import_batch(batch, *, iteration, model_version, labels, attribute, report,
     thresholds = _Thresholds(model_version)
     problems, notes = [], []
     per_image = {}  # image id -> (image, proposals, scored, skipped labels); a later line replaces
-    counted = dict(first_seen)
+    counted = {}  # source -> the batch's last line of it (first_seen holds the earlier batches')
     stored = 0  # proposals of every line imported, those a later line replaced included
     for number, _raw, data in batch:
         source = data["source-ref"]
@@ -131,8 +134,9 @@ def _import_batch(batch, *, iteration, model_version, labels, attribute, report,
         _, proposals, _scored, skipped = per_image[image.pk]
         stored += len(proposals)
         skipped = tuple(sorted(set(skipped)))
-        if source in counted:
-            notes.append((number, f"replaces the proposals of line {counted[source]} for {source}"))
+        replaced = counted.get(source) or first_seen.get(source)
+        if replaced:
+            notes.append((number, f"replaces the proposals of line {replaced} for {source}"))
         counted[source] = number
         if skipped:
             notes.append((number, f"skipped labels not in the project: {', '.join(skipped)}"))

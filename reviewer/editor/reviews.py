@@ -135,9 +135,10 @@ def _shown_proposals(image, model_version_id):
     if not model_version_id:
         return {}
     return {
+        # order_by(): the default ordering would join the image and its iteration for nothing.
         p.pk: p for p in Proposal.objects.filter(
             image=image, model_version_id=model_version_id, left__isnull=False
-        ).only("id", "label_id", "left", "top", "width", "height", "confidence")
+        ).only("id", "label_id", "left", "top", "width", "height", "confidence").order_by()
     }
 
 

@@ -1,14 +1,17 @@
 """Raw bulk rows: COPY on PostgreSQL, executemany on SQLite, the same rows either way."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from projects import bulkrows
 from projects.bulkrows import insert_rows, pairs_where_in, update_rows
 from projects.models import Image
-from tests.factories import make_iteration, make_project
+from projects.proposals.predictions import import_predictions
+from tests.factories import make_image, make_iteration, make_model_version, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +74,40 @@ def test_a_row_the_database_refuses_writes_none_of_them(iteration):
 def test_a_column_without_a_default_must_be_given(iteration):
     with pytest.raises(ValueError, match="projects.Image.width has no default"):
         insert_rows(Image, ("source", "height", "iteration_id"), [("s3://b/1.jpg", 1, iteration.pk)])
+
+
+def _prediction_lines(iteration, count):
+    lines = []
+    for k in range(count):
+        image = make_image(iteration, source=f"s3://b/{k}.jpg")
+        lines.append(json.dumps({"source-ref": image.source,
+                                 "CustomLabels": [{"Name": "aws-logo", "Confidence": 50}]}))
+    return lines
+
+
+def _analyzed(captured):
+    return [query["sql"] for query in captured if query["sql"].startswith("ANALYZE")]
+
+
+@pytest.mark.parametrize("lines, refreshes", [(2, 0), (3, 1), (7, 2)])
+def test_a_large_import_refreshes_its_tables_statistics_midway_and_at_its_end(
+        iteration, monkeypatch, lines, refreshes):
+    monkeypatch.setattr(bulkrows, "STATISTICS_AFTER_LINES", 3)
+    model = make_model_version(iteration.project)
+    given = _prediction_lines(iteration, lines)
+    with CaptureQueriesContext(connection) as captured:
+        report = import_predictions(iteration=iteration, model_version=model, lines=given, batch_size=4)
+    assert report.images == lines
+    expected = ['ANALYZE "projects_image", "projects_proposal", "projects_proposaloutcome"'] * refreshes
+    assert _analyzed(captured) == (expected if connection.vendor == "postgresql" else [])
+
+
+def test_the_refreshed_statistics_count_the_rows_just_written_on_postgresql(iteration, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite plans the importers' lookups by their indexes, without statistics")
+    monkeypatch.setattr(bulkrows, "STATISTICS_AFTER_LINES", 3)
+    model = make_model_version(iteration.project)
+    import_predictions(iteration=iteration, model_version=model, lines=_prediction_lines(iteration, 5))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'projects_proposal'")
+        assert cursor.fetchone() == (5.0,)

@@ -14,14 +14,13 @@ from tests.factories import label, make_iteration, make_model_version, make_proj
 pytestmark = pytest.mark.django_db
 
 SIZES = [10, 10_000]
-# claim: own lease? + savepoint, pick, lease, release; submit: proposals, labels, version update,
+# claim: own lease?, pick, lease (no savepoint of its own); submit: proposals, labels, version update,
 # delete boxes, insert boxes, insert review (inside the caller's transaction: no savepoint).
-CLAIM_AND_SUBMIT_QUERIES = 11
+CLAIM_AND_SUBMIT_QUERIES = 9
 # The view: session, user, the image with its access check (one query), one enclosing transaction
 # (a savepoint inside the test's own) around the save (6, as above) and the next image's claim (own
-# lease?, savepoint, pick, lease, release), then the payload: prefetch hint, boxes, proposals, and
-# the progress count (cached for a few seconds afterwards, so most saves make 19).
-SUBMIT_VIEW_QUERIES = 20
+# lease?, pick, lease), then the payload: prefetch hint, boxes, proposals, and the progress counters.
+SUBMIT_VIEW_QUERIES = 18
 
 
 def populate(size, reviewer):

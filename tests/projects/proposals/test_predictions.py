@@ -154,6 +154,21 @@ def test_unknown_labels_are_skipped_with_a_note_and_repeats_replace(iteration, v
     assert rows(iteration, "s3://b/v2/a.jpg") == [("smile-logo", None, None, None, None, 30.0)]
 
 
+@pytest.mark.parametrize("batch_size", [1000, 2, 1])
+def test_a_repeated_image_replaces_the_line_before_it_in_any_batch(iteration, version, batch_size):
+    lines = [json.dumps({"source-ref": "s3://b/v2/a.jpg",
+                         "CustomLabels": [{"Name": "smile-logo", "Confidence": confidence}]})
+             for confidence in (10, 20, 30)]
+    report = import_predictions(iteration=iteration, model_version=version, lines=lines,
+                                batch_size=batch_size)
+    assert report.notes == [
+        (2, "replaces the proposals of line 1 for s3://b/v2/a.jpg"),
+        (3, "replaces the proposals of line 2 for s3://b/v2/a.jpg"),
+    ]
+    assert (report.images, report.proposals) == (1, 3)
+    assert rows(iteration, "s3://b/v2/a.jpg") == [("smile-logo", None, None, None, None, 30.0)]
+
+
 def test_several_attributes_need_a_choice(iteration, version):
     data = json.loads(manifest_line("s3://b/v2/b.jpg", [], []))
     data.update(json.loads(manifest_line("s3://b/v2/b.jpg", [

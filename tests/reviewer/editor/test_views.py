@@ -137,6 +137,20 @@ def test_submit_saves_and_answers_with_the_next_image(client, leased, proposal, 
     assert (review.elapsed_ms, review.started_at.isoformat()) == (3100, "2026-01-02T03:04:05+00:00")
 
 
+def test_the_next_image_comes_with_the_one_after_it_as_prefetch_hint_unleased(
+        client, leased, proposal, iteration, reviewer):
+    following = make_image(iteration, name="b.jpg", priority=0.5)
+    last = make_image(iteration, name="c.jpg", priority=0.1)
+    response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
+                         {"version": 0, "boxes": [accept(proposal)]})
+    upcoming = response.json()["next"]
+    assert (upcoming["id"], upcoming["prefetch_url"]) == (following.pk, f"/images/{last.pk}/file")
+    last.refresh_from_db()
+    assert (last.leased_by, last.lease_expires_at) == (None, None)
+    response = post_json(client, upcoming["submit_url"], {"version": 0, "no_objects": True})
+    assert (response.json()["next"]["id"], response.json()["next"]["prefetch_url"]) == (last.pk, None)
+
+
 def test_last_submit_points_to_the_queue_page(client, leased, proposal):
     response = post_json(client, reverse("reviewer:submit", args=[leased.pk]),
                          {"version": 0, "no_objects": True})
