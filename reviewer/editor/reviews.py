@@ -83,8 +83,7 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
     if model_version_id is None:
         model_version_id = image.iteration.shown_model_id
     proposals = _shown_proposals(image, model_version_id)
-    project_labels = LabelClass.objects.filter(project_id=image.iteration.project_id).order_by()
-    label_ids = set(project_labels.values_list("id", flat=True))
+    label_ids = _project_label_ids(image, boxes, proposals)
     rows, decisions = _resolve(image, boxes, proposals, label_ids, reviewer, now)
     decisions += _rejections(proposals, {row.proposal_id for row in rows}, set(hidden_proposal_ids))
     changed = any(_changed(d) for d in decisions)
@@ -98,6 +97,16 @@ def submit_review(*, image, reviewer, version, boxes, no_objects=False, elapsed_
             elapsed_ms=elapsed_ms, no_objects=no_objects, changed=changed, decisions=decisions,
         )
     return review
+
+
+def _project_label_ids(image, boxes, proposals):
+    """The project's label ids the boxes may use. The proposals' labels are the project's own, so the
+    project's labels are read only when a box has another (most saves accept or drop proposals)."""
+    known = {proposal.label_id for proposal in proposals.values()}
+    if all(box.label_id in known for box in boxes):
+        return known
+    project_labels = LabelClass.objects.filter(project_id=image.iteration.project_id).order_by()
+    return set(project_labels.values_list("id", flat=True))
 
 
 def _own_transaction():

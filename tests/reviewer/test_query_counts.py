@@ -14,13 +14,14 @@ from tests.factories import label, make_iteration, make_model_version, make_proj
 pytestmark = pytest.mark.django_db
 
 SIZES = [10, 10_000]
-# claim: own lease?, pick, lease (no savepoint of its own); submit: proposals, labels, version update,
-# delete boxes, insert boxes, insert review (inside the caller's transaction: no savepoint).
-CLAIM_AND_SUBMIT_QUERIES = 9
+# claim: own lease?, pick, lease (no savepoint of its own); submit: proposals, version update, delete
+# boxes, insert boxes, insert review (inside the caller's transaction: no savepoint). The project's
+# labels are read only for a box whose label none of the proposals has.
+CLAIM_AND_SUBMIT_QUERIES = 8
 # The view: session, user, the image with its access check (one query), one enclosing transaction
-# (a savepoint inside the test's own) around the save (6, as above) and the next image's claim (own
+# (a savepoint inside the test's own) around the save (5, as above) and the next image's claim (own
 # lease?, pick, lease), then the payload: prefetch hint, boxes, proposals, and the progress counters.
-SUBMIT_VIEW_QUERIES = 18
+SUBMIT_VIEW_QUERIES = 17
 
 
 def populate(size, reviewer):
@@ -61,6 +62,16 @@ def test_claim_and_submit_queries_do_not_grow_with_the_dataset(size, reviewer, d
         image = claim_next(iteration=iteration, user=reviewer)
         review = submit_review(image=image, reviewer=reviewer, version=image.version, boxes=boxes)
     assert (image.pk, review.changed, len(review.decisions)) == (expected, False, 2)
+
+
+def test_a_box_with_a_label_no_proposal_has_reads_the_projects_labels(reviewer, django_assert_num_queries):
+    iteration, aws, expected = populate(10, reviewer)
+    smile = label(iteration.project, "smile-logo")
+    boxes = [*accepted_boxes(expected, aws), BoxInput(smile.pk, 300, 300, 40, 30, None)]
+    with django_assert_num_queries(CLAIM_AND_SUBMIT_QUERIES + 1):
+        image = claim_next(iteration=iteration, user=reviewer)
+        review = submit_review(image=image, reviewer=reviewer, version=image.version, boxes=boxes)
+    assert [d["verdict"] for d in review.decisions] == ["accepted", "accepted", "added"]
 
 
 @pytest.mark.parametrize("size", SIZES)
