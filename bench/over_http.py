@@ -12,12 +12,15 @@ reviewed lines into another, then measures:
 - the manifest page's check (GET) and the download that follows it (POST), over HTTP, and a
   download with other options than the check (which exports again).
 
-gunicorn runs in production mode (DEBUG=0, collectstatic first: see bench/server.py) with one sync
-worker. Times are wall clock on the client, connect included. Prints a table with the 100k/10k
-growth ratios; the last line is one JSON object with all figures. (Not named http.py: a file of
-that name in bench/ would shadow the standard library's http package for every bench run from here.)
+On PostgreSQL the database is vacuumed and analyzed after the setup, as autovacuum would be a few
+minutes after such a bulk load (see settle()). gunicorn runs in production mode (DEBUG=0,
+collectstatic first: see bench/server.py) with one sync worker. Times are wall clock on the
+client, connect included. Prints a table with the 100k/10k growth ratios (with --repeat, each
+figure's median over the runs); the last line is one JSON object with all figures. (Not named
+http.py: a file of that name in bench/ would shadow the standard library's http package for every
+bench run from here.)
 
-    .venv/bin/python bench/over_http.py [--images 10000 100000] [--saves 300] [--pages 30]
+    .venv/bin/python bench/over_http.py [--images 10000 100000] [--saves 300] [--pages 30] [--repeat 3]
                                        [--database postgres://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -51,6 +54,9 @@ def parse_args():
     parser.add_argument("--pages", type=int, default=30, help="requests per list page timed (default 30)")
     parser.add_argument("--database", "--database-url", dest="database", default="",
                         help="a PostgreSQL server to create the throwaway databases on")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per size, in rounds over the sizes; the table shows each figure's "
+                             "median (default 1; use 3 or more on a machine whose speed drifts)")
     parser.add_argument("--one-size", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -259,6 +265,7 @@ def measure(size, args, url, var_dir):
     owner = get_user_model().objects.create_user("owner")
     Membership.objects.create(project=project, user=owner, role=Membership.Role.OWNER)
     exported, throughput = import_and_export(project, size)
+    settle(connection)
     setup_s = time.perf_counter() - started
     reviewer_key, owner_key = session_for(users[3]), session_for(owner)
     connection.close()  # the server writes now; this process only reads what it needs
@@ -276,6 +283,15 @@ def measure(size, args, url, var_dir):
     }
 
 
+def settle(connection):
+    """On PostgreSQL, what autovacuum does within minutes of a bulk load (set hint bits, visibility
+    map, statistics), done now: otherwise the first timings race autovacuum's pass over the tables
+    just filled, on the same two cores. SQLite has no such pass."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+
+
 def ratio(large, small):
     return round(large / small, 2) if large is not None and small else None
 
@@ -286,9 +302,21 @@ def cell(value):
     return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
 
-def report(vendor, rows, load_before, load_after):
+def median_row(runs):
+    """One size's figures over its runs: the median of each number, the rest as the first run has it."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: median_row([run[key] for run in runs]) for key in first}
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and None not in runs:
+        return round(statistics.median(runs), 3 if isinstance(first, float) else None)
+    return first
+
+
+def report(vendor, rows, load_before, load_after, runs):
+    repeat = len(next(iter(runs.values())))
     print(f"Loupe over HTTP (gunicorn, 1 sync worker, production settings) on {vendor}; "
-          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+          + (f"; median of {repeat} runs per size, taken in rounds" if repeat > 1 else ""))
     sizes = [row["images"] for row in rows]
     header = f"{'figure':<44}" + "".join(f"{size:>12,}" for size in sizes)
     if len(rows) > 1:
@@ -322,10 +350,12 @@ def report(vendor, rows, load_before, load_after):
         print(line)
     print(f"deep page: {', '.join(row['deep_page'] for row in rows)}; ratio: largest size over smallest")
     print("server CPU: gunicorn's processes only (SQLite's work is in them, a PostgreSQL server's is not)")
+    every_run = {"runs": {str(size): found for size, found in runs.items()}} if repeat > 1 else {}
     print(json.dumps({"database": vendor, "load_average_before": [round(x, 2) for x in load_before],
                       "load_average_after": [round(x, 2) for x in load_after],
                       "server": "gunicorn 1 sync worker", "results": rows,
-                      "ratios_largest_over_smallest": ratios}))
+                      "ratios_largest_over_smallest": ratios,
+                      **every_run}))
 
 
 def measure_one(args):
@@ -343,19 +373,23 @@ def main():
         measure_one(args)
         return
     load_before = os.getloadavg()
-    rows, vendor = [], ""
-    for size in sorted(args.images):
-        print(f"{size:,} images...", file=sys.stderr)
-        command = [sys.executable, __file__, "--one-size", "--images", str(size), "--saves", str(args.saves),
-                   "--pages", str(args.pages), "--database", args.database]
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"the run at {size} images failed (exit {done.returncode})")
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        vendor = row.pop("database")
-        print(json.dumps(row), file=sys.stderr)
-        rows.append(row)
-    report(vendor, rows, load_before, os.getloadavg())
+    sizes = sorted(args.images)
+    runs, vendor = {size: [] for size in sizes}, ""
+    # In rounds (10k, 100k, 10k, 100k...): a machine that slows down for a while slows both sizes.
+    for _round in range(max(args.repeat, 1)):
+        for size in sizes:
+            print(f"{size:,} images...", file=sys.stderr)
+            command = [sys.executable, __file__, "--one-size", "--images", str(size), "--saves",
+                       str(args.saves), "--pages", str(args.pages), "--database", args.database]
+            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(f"the run at {size} images failed (exit {done.returncode})")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            vendor = row.pop("database")
+            print(json.dumps(row), file=sys.stderr)
+            runs[size].append(row)
+    rows = [median_row(runs[size]) for size in sizes]
+    report(vendor, rows, load_before, os.getloadavg(), runs)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Keep each web process's connection between requests, as on PostgreSQL: a new one per request
     # starts with SQLite's page cache empty, and closing the last one checkpoints the WAL, which
     # made a review save a third slower at 100,000 images.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 600)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

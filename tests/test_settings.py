@@ -79,7 +79,7 @@ def test_database_url_parsing():
         "HOST": "db",
         "PORT": "6543",
         "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5},
-        "CONN_MAX_AGE": 60,
+        "CONN_MAX_AGE": 600,
         "CONN_HEALTH_CHECKS": True,
     }
     assert database_from_url("sqlite:///:memory:")["NAME"] == ":memory:"
