@@ -278,3 +278,16 @@ def test_work_on_an_open_page_is_saved_after_a_new_proposal_run(login_page, live
     page.wait_for_selector('[data-testid="queue-empty"]')
     assert boxes(image) == [("aws-logo", 10.0, 20.0, 100.0, 50.0, "accepted", False)]
     assert Box.objects.get(image=image).proposal_id == shown.pk
+
+
+def test_the_review_page_loads_without_a_failed_request_or_a_console_error(login_page, live_server, reviewer,
+                                                                          iteration):
+    stored_image(iteration, "a.jpg")
+    page = login_page(reviewer)
+    failed, errors = [], []
+    page.on("response", lambda response: failed.append((response.status, response.url))
+            if response.status >= 400 else None)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(f"{live_server.url}/review/{iteration.project.slug}/{iteration.name}/next")
+    page.wait_for_load_state("networkidle")
+    assert (failed, errors) == ([], [])
