@@ -46,25 +46,24 @@ def editor_items(image):
     and correcting the image can accept them again.
     """
     model_version_id = image.iteration.shown_model_id
-    boxes = list(Box.objects.filter(image=image).select_related("proposal").order_by("id"))
-    items = [_box_item(box, image, model_version_id) for box in boxes]
-    if model_version_id is None:
-        return items
-    used = {box.proposal_id for box in boxes}
-    proposals = Proposal.objects.filter(
+    # The current model's boxed proposals, read once: a box from one of them is shown as that
+    # proposal decided; boxes from an older model's proposals, or imported ones, as boxes someone drew.
+    proposals = list(Proposal.objects.filter(
         image=image, model_version_id=model_version_id, left__isnull=False
-    ).order_by("-confidence", "id")
+    ).order_by("-confidence", "id")) if model_version_id is not None else []
+    shown = {proposal.pk: proposal for proposal in proposals}
+    boxes = list(Box.objects.filter(image=image).order_by("id"))
+    items = [_box_item(box, image, shown.get(box.proposal_id)) for box in boxes]
+    used = {box.proposal_id for box in boxes}
     undecided = "undecided" if image.status == image.Status.PENDING else "rejected"
     items += [_proposal_item(p, image, undecided) for p in proposals if p.pk not in used]
     return items
 
 
-def _box_item(box, image, model_version_id):
+def _box_item(box, image, proposal):
     item = {"proposal": None, "label": box.label_id, "state": Box.Origin.ADDED.value, "confidence": None,
             "rect": [box.left, box.top, box.width, box.height], "original": None}
-    # Boxes from an older model's proposal, or imported ones, are to the editor boxes someone drew.
-    proposal = box.proposal
-    if proposal is not None and proposal.model_version_id == model_version_id and not proposal.is_image_level:
+    if proposal is not None:
         shown = _proposal_item(proposal, image, box.origin)
         item.update(proposal=proposal.pk, state=box.origin, confidence=shown["confidence"],
                     original=shown["original"])
