@@ -9,7 +9,6 @@ sent is always a file that was validated as a whole and describes the iteration 
 import hashlib
 import io
 import json
-import tempfile
 from datetime import timedelta
 
 from django.core.files import File
@@ -18,8 +17,13 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from projects import runs as lifecycle
-from projects.manifests.export import manifest_filename, write_manifest
-from projects.manifests.publish import prepare_download
+from projects.manifests.export import manifest_filename
+from projects.manifests.publish import (
+    export_options,
+    prepare_download,
+    start_export,
+    write_temporary_manifest,
+)
 from projects.models import Export, Image, Proposal, RunStatus
 
 # Bumped whenever the exporter writes different lines for the same data: older checked files
@@ -29,10 +33,6 @@ FOLDER = "manifests/checked"
 # A checked file is trusted for this long at most: the state below sees every review, import and
 # setting, but not an administrator editing a box in place through the admin site.
 MAX_AGE = timedelta(hours=1)
-
-
-def _options(include_unreviewed, include_empty):
-    return {"include_unreviewed": include_unreviewed, "include_empty": include_empty}
 
 
 def manifest_state(iteration, options):
@@ -74,15 +74,11 @@ def _names(iteration, state):
 def check_download(*, iteration, include_unreviewed=False, include_empty=True):
     """The validation report of what a download would contain; an acceptable manifest is kept for
     the download that usually follows."""
-    options = _options(include_unreviewed, include_empty)
+    options = export_options(include_unreviewed, include_empty)
     state = manifest_state(iteration, options)
-    with tempfile.TemporaryFile() as handle:
-        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-        result = write_manifest(iteration=iteration, out=text, **options)
-        text.flush()
-        text.detach()
+    handle, result = write_temporary_manifest(iteration=iteration, options=options)
+    with handle:
         if result.report.ok:
-            handle.seek(0)
             _keep(iteration, state, handle, result)
     return result.report
 
@@ -133,13 +129,12 @@ def download(*, iteration, include_unreviewed=False, include_empty=True, user=No
     written now (publish.prepare_download). Raises ManifestRefused when Rekognition would refuse
     the manifest, ManifestError when it cannot be built.
     """
-    options = _options(include_unreviewed, include_empty)
+    options = export_options(include_unreviewed, include_empty)
     checked = _checked(iteration, manifest_state(iteration, options))
     if checked is None:
         return prepare_download(iteration=iteration, user=user, **options)
     facts, handle = checked
-    export = lifecycle.begin(Export.objects.create(
-        iteration=iteration, kind=Export.Kind.DOWNLOAD, options=options, created_by=user))
+    export = start_export(iteration, Export.Kind.DOWNLOAD, options, user)
     lifecycle.finish(export, RunStatus.SUCCEEDED, lines=facts["lines"], uri=manifest_filename(iteration),
                      report={"validation": facts["report"]})
     return export, handle

@@ -43,7 +43,13 @@ class _Part:
     report: object
 
 
-def _start(iteration, kind, options, user):
+def export_options(include_unreviewed, include_empty):
+    """The options an Export row records, as the exporters take them."""
+    return {"include_unreviewed": include_unreviewed, "include_empty": include_empty}
+
+
+def start_export(iteration, kind, options, user):
+    """A new Export row of this kind, already running."""
     export = Export.objects.create(iteration=iteration, kind=kind, options=options, created_by=user)
     return lifecycle.begin(export)
 
@@ -176,10 +182,6 @@ def _split(whole, folder, planner, temps, region):
     return parts, split
 
 
-def _options(include_unreviewed, include_empty):
-    return {"include_unreviewed": include_unreviewed, "include_empty": include_empty}
-
-
 def _suffixed(path, suffix):
     return path.with_name(path.stem + suffix + path.suffix) if suffix else path
 
@@ -190,8 +192,8 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
     path = Path(path)
     if not path.parent.is_dir():
         raise ManifestError(f"folder {path.parent} does not exist: create it or choose another --output")
-    options = _options(include_unreviewed, include_empty)
-    export = _start(iteration, Export.Kind.FILE, {**options, "test_fraction": test_fraction}, user)
+    options = export_options(include_unreviewed, include_empty)
+    export = start_export(iteration, Export.Kind.FILE, {**options, "test_fraction": test_fraction}, user)
     with _failing(export):
         parts, split = _write_checked(iteration=iteration, folder=path.parent, options=options,
                                       test_fraction=test_fraction, progress=_beating(export, progress))
@@ -205,7 +207,7 @@ def export_to_file(*, iteration, path, include_unreviewed=False, include_empty=T
 def queue_publish(*, iteration, include_unreviewed=False, include_empty=True, test_fraction=None, user=None):
     """The Export row a background publish will fill in (see projects.manifests.tasks)."""
     output_location(iteration.project)
-    options = {**_options(include_unreviewed, include_empty), "test_fraction": test_fraction}
+    options = {**export_options(include_unreviewed, include_empty), "test_fraction": test_fraction}
     return Export.objects.create(iteration=iteration, kind=Export.Kind.S3, options=options, created_by=user)
 
 
@@ -228,9 +230,9 @@ def publish_to_s3(*, iteration, include_unreviewed=False, include_empty=True, te
     export: a queued Export row to fill in (from queue_publish) instead of creating one.
     """
     project = iteration.project
-    options = _options(include_unreviewed, include_empty)
+    options = export_options(include_unreviewed, include_empty)
     if export is None:
-        export = _start(iteration, Export.Kind.S3, {**options, "test_fraction": test_fraction}, user)
+        export = start_export(iteration, Export.Kind.S3, {**options, "test_fraction": test_fraction}, user)
     else:
         lifecycle.begin(export)
     region = project.region or None
@@ -320,6 +322,23 @@ def _upload(parts, location, iteration, region, export):
     return [f"s3://{location.bucket}/{key}" for key in done]
 
 
+def write_temporary_manifest(*, iteration, options):
+    """The manifest written once to an anonymous temporary file, validated on the way:
+    (the file opened in binary at its start, the export result). The file disappears when closed;
+    if writing fails it is closed here."""
+    handle = tempfile.TemporaryFile()
+    try:
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        result = write_manifest(iteration=iteration, out=text, **options)
+        text.flush()
+        text.detach()
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle, result
+
+
 def prepare_download(*, iteration, include_unreviewed=False, include_empty=True, user=None):
     """Write the manifest once to an anonymous temporary file, validating it on the way.
 
@@ -328,25 +347,15 @@ def prepare_download(*, iteration, include_unreviewed=False, include_empty=True,
     complete (sending it is the web server's job) or as failed; raises ManifestRefused when
     Rekognition would refuse the manifest, ManifestError when it cannot be built.
     """
-    options = _options(include_unreviewed, include_empty)
-    export = _start(iteration, Export.Kind.DOWNLOAD, options, user)
-    handle = tempfile.TemporaryFile()
-    ready = False
-    try:
-        with _failing(export):
-            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            # No heartbeat: this runs inside the request, and finishing overwrites what a
-            # reconcile may have concluded meanwhile.
-            result = write_manifest(iteration=iteration, out=text, **options)
-            text.flush()
-            text.detach()
-            if not result.report.ok:
-                raise ManifestRefused(refusal(result.report), result.report)
-            handle.seek(0)
-            ready = True
-    finally:
-        if not ready:
+    options = export_options(include_unreviewed, include_empty)
+    export = start_export(iteration, Export.Kind.DOWNLOAD, options, user)
+    with _failing(export):
+        # No heartbeat: this runs inside the request, and finishing overwrites what a
+        # reconcile may have concluded meanwhile.
+        handle, result = write_temporary_manifest(iteration=iteration, options=options)
+        if not result.report.ok:
             handle.close()
+            raise ManifestRefused(refusal(result.report), result.report)
     lifecycle.finish(export, RunStatus.SUCCEEDED, lines=result.lines, uri=manifest_filename(iteration),
                      report={"validation": result.report.as_dict()})
     return export, handle
