@@ -23,11 +23,11 @@ Prints a table; the last line is one JSON object with the figures.
 import argparse
 import json
 import random
-import statistics
 import time
 import warnings
 
 from benchdb import scratch_database, setup_django
+from timing import percentiles
 
 BATCH = 10_000
 TARGET_MS = 300.0
@@ -234,14 +234,12 @@ def main():
         second_pass_s = time.perf_counter() - start
         connection.close()
 
-    warm_ms = sorted(ms(s) for s in warm)
-    p95 = warm_ms[min(len(warm_ms) - 1, round(0.95 * (len(warm_ms) - 1)))]
+    stored = percentiles(warm)
     figures = {
         "database": vendor, "reviewed_images": args.images, "pending_images": args.pending, **sizes,
         "setup_s": round(setup_s, 1), "loupe_f1": f1,
         "first_dashboard_ms": ms(first), "background_pass_ms": ms(pass_s),
-        "stored_metrics_ms": {"p50": round(statistics.median(warm_ms), 1), "p95": p95, "max": warm_ms[-1],
-                              "repeat": args.repeat},
+        "stored_metrics_ms": {**stored, "repeat": args.repeat},
         "after_one_review_ms": ms(after_review), "stored_again_ms": ms(warm_again),
         "after_a_correction_ms": ms(after_correction),
         "background_pass_after_correction_ms": ms(second_pass_s),

@@ -30,7 +30,6 @@ import json
 import os
 import random
 import re
-import statistics
 import tempfile
 import threading
 import time
@@ -41,6 +40,7 @@ from urllib.parse import urlencode, urlsplit
 
 from benchdb import scratch_database, setup_django
 from server import request_once, serve, server_cpu_seconds
+from timing import percentiles
 
 SLUG, ITERATION = "load", "v1"
 PASSWORD = "bench-load-password"
@@ -259,15 +259,6 @@ class Reviewer(threading.Thread):
 
 
 # --- figures and checks -----------------------------------------------------------------------------------
-
-
-def percentiles(seconds):
-    if not seconds:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    ms = sorted(s * 1000 for s in seconds)
-    cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
-    return {"n": len(ms), "p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1),
-            "max": round(ms[-1], 1)}
 
 
 def check_database(reviewers):

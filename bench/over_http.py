@@ -40,6 +40,7 @@ from benchdb import scratch_database, setup_django
 from imports import manifest_line, write_file
 from review import populate
 from server import request_once, serve, server_cpu_seconds
+from timing import percentiles
 
 WARMUP = 5  # untimed requests first: imports and cold caches in the worker are not the steady state
 CSRF_TOKEN = "benchbenchbenchbenchbenchbench12"  # any 32 letters; sent as cookie and header
@@ -59,15 +60,6 @@ def parse_args():
                              "median (default 1; use 3 or more on a machine whose speed drifts)")
     parser.add_argument("--one-size", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
-
-
-def percentiles(seconds):
-    ms = sorted(s * 1000 for s in seconds)
-
-    def rank(fraction):
-        return round(ms[min(len(ms) - 1, round(fraction * (len(ms) - 1)))], 2)
-
-    return {"p50": round(statistics.median(ms), 2), "p95": rank(0.95), "p99": rank(0.99), "n": len(ms)}
 
 
 class Browser:

@@ -20,12 +20,12 @@ override them to show what the disk flush of each commit costs, and are labelled
 import argparse
 import json
 import random
-import statistics
 import time
 import warnings
 from datetime import timedelta
 
 from benchdb import scratch_database, setup_django
+from timing import percentiles
 
 BATCH = 10_000
 WARMUP = 5  # untimed rounds: first-request imports and cold caches are not the steady state
@@ -185,12 +185,6 @@ def run(iteration, labels, users, rounds, views):
         for reviewer in reviewers:
             reviewer.review(n)
     return reviewers
-
-
-def percentiles(seconds):
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return {"p50": round(statistics.median(ms), 2), "p95": round(p95, 2), "max": round(ms[-1], 2)}
 
 
 def main():
