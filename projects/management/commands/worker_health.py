@@ -31,11 +31,12 @@ class Command(BaseCommand):
         limit = timedelta(seconds=stale_seconds() if max_wait is None else max_wait)
         try:
             oldest = DBTaskResult.objects.ready().aggregate(oldest=Min("enqueued_at"))["oldest"]
-            last_sign = _last_sign_of_life() if oldest and now - oldest > limit else None
+            overdue = oldest is not None and now - oldest > limit
+            last_sign = _last_sign_of_life() if overdue else None
         except DatabaseError as error:
             raise CommandError(f"unhealthy: the database is unreachable ({error}); check DATABASE_URL "
                                "and that the database server is up") from None
-        if oldest and now - oldest > limit and (last_sign is None or now - last_sign > limit):
+        if overdue and (last_sign is None or now - last_sign > limit):
             waited = int((now - oldest).total_seconds())
             raise CommandError(
                 f"unhealthy: a task has waited {waited} s for a worker and no worker has shown a sign "
